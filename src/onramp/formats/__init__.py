@@ -1,0 +1,1 @@
+"""Pure grammars and renderers: no file, network or clock access in here."""

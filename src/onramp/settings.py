@@ -1,0 +1,113 @@
+"""The typed settings table (SPEC Appendix B).
+
+Loaded once, in a fixed order: explicit arguments, environment variables
+(``ONRAMP_<SECTION>__<KEY>``), the TOML file (``--config`` / ``ONRAMP_CONFIG``),
+then the defaults below. Every field has a description; ``docs/settings.md`` is
+generated from this table and a test fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+GiB = 1024**3
+
+
+class IdentitySettings(BaseModel):
+    cookie_name: str = Field("demdex", description="Name of the platform-UUID sync cookie (§1.3).")
+    cookie_max_age_days: int = Field(180, description="Lifetime of the sync cookie in days (§1.3).")
+    device_inactivity_days: int = Field(120, description="Device profiles inactive this long are deleted (§1.3).")
+    link_ttl_days: int = Field(120, description="Links not seen for this many days no longer resolve IDs (§1.7).")
+    max_resolution_hops: int = Field(3, description="Maximum hops when resolving an ID to a device (§2.3.3).")
+    reject_email_like_ids: bool = Field(True, description="Reject user IDs that look like raw email addresses (§1.4).")
+
+
+class InboundSettings(BaseModel):
+    max_line_bytes: int = Field(102_400, description="Longest accepted line in bytes, terminator excluded (§3.6).")
+    max_lines_per_user: int = Field(200, description="Lines per user ID per logical file; the rest are discarded (§3.6).")
+    max_compressed_bytes: int = Field(3 * GiB, description="Largest accepted stored object (.gz or PGP) in bytes (§3.3).")
+    max_uncompressed_bytes: int = Field(5 * GiB, description="Largest accepted decoded content in bytes (§3.3).")
+    accept_short_timestamp: bool = Field(False, description="Accept file names whose timestamp has fewer than 10 digits (D-20).")
+    schedule: str = Field("continuous", description="`continuous` or a UTC cron expression (§3.10).")
+    settle_seconds: int = Field(30, description="Quiet time before a logical file is processed (§3.10).")
+    queue_read_max: int = Field(119_000, description="Queue entries read per run (§3.10).")
+    max_batches: int = Field(3, description="Batches per run (§3.10).")
+    s3_retention_days: int = Field(30, description="Days processed inbound S3 objects are kept (§3.1).")
+
+
+class TraitSettings(BaseModel):
+    default_ttl_days: int = Field(120, description="TTL of a trait that does not set one (§4.1).")
+
+
+class ProfileSettings(BaseModel):
+    max_trait_qualifications: int = Field(150_000, description="Trait qualifications kept per profile (D-42).")
+
+
+class ReportSettings(BaseModel):
+    error_sampling_days: int = Field(14, description="Days error sampling stays on once enabled (§7.4).")
+    samples_per_type: int = Field(10, description="Error samples kept per error type (§7.4).")
+
+
+class EngineSettings(BaseModel):
+    memory_limit: str = Field("1GB", description="DuckDB memory limit; larger jobs spill to disk instead of using more RAM.")
+    threads: int = Field(0, description="Engine threads; 0 means one per core.")
+
+
+class PlatformSettings(BaseModel):
+    name: str = Field("Onramp", description="Platform name used in receipt subjects (§6.2).")
+    partner_solutions_email: str = Field("partner-solutions@onramp.invalid", description="Mailbox that receives every receipt (§6.1).")
+    sender: str = Field("onramp-noreply@onramp.invalid", description="From address of receipts (§6.1).")
+
+
+class Settings(BaseSettings):
+    """Every Onramp setting. ``data_dir`` holds everything of one installation."""
+
+    model_config = SettingsConfigDict(env_prefix="ONRAMP_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(Path("onramp-data"), description="Directory holding the store, drop zones, receipts and keys.")
+    platform: PlatformSettings = Field(default_factory=PlatformSettings, description="Platform identity.")
+    identity: IdentitySettings = Field(default_factory=IdentitySettings, description="ID sync and resolution (§1, §2).")
+    inbound: InboundSettings = Field(default_factory=InboundSettings, description="Inbound files (§3).")
+    traits: TraitSettings = Field(default_factory=TraitSettings, description="Traits (§4).")
+    profiles: ProfileSettings = Field(default_factory=ProfileSettings, description="Profiles (§4.1).")
+    reports: ReportSettings = Field(default_factory=ReportSettings, description="Reports (§7).")
+    engine: EngineSettings = Field(default_factory=EngineSettings, description="Embedded engine (DuckDB).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _CONFIG_FILE.get("path")
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+# The TOML path is chosen per load (not per process), so tests can load several configs.
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings: ``overrides`` > environment > ``config`` TOML > defaults."""
+    import os
+
+    path = config or (Path(os.environ["ONRAMP_CONFIG"]) if os.environ.get("ONRAMP_CONFIG") else None)
+    if path is not None and not path.exists():
+        from onramp.errors import UsageError
+
+        raise UsageError(f"config file {path} does not exist", hint="pass an existing TOML file to --config")
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    finally:
+        _CONFIG_FILE["path"] = None

@@ -1,0 +1,1 @@
+"""Durable state in one DuckDB database file inside the data directory."""

@@ -1,0 +1,52 @@
+"""Opening the store: one DuckDB file per data directory, schema applied on open."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from onramp.formats.ids import GLOBAL_DEVICE_SOURCES
+from onramp.settings import Settings
+
+DB_FILE = "onramp.duckdb"
+
+
+def store_path(data_dir: Path) -> Path:
+    return Path(data_dir) / DB_FILE
+
+
+def connect(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the store of ``settings.data_dir``.
+
+    The memory limit makes big jobs spill to ``<data_dir>/tmp`` instead of growing RSS.
+    """
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    spill = data_dir / "tmp"
+    spill.mkdir(exist_ok=True)
+    config = {
+        "memory_limit": settings.engine.memory_limit,
+        "temp_directory": str(spill),
+        "preserve_insertion_order": "false",
+    }
+    if settings.engine.threads:
+        config["threads"] = str(settings.engine.threads)
+    con = duckdb.connect(str(store_path(data_dir)), read_only=read_only, config=config)
+    if not read_only:
+        _migrate(con)
+    return con
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    ddl = resources.files("onramp.store").joinpath("schema.sql").read_text()
+    con.execute(ddl)
+    # The eight global device data sources exist without being declared (§1.5, §11.2).
+    for f in GLOBAL_DEVICE_SOURCES.values():
+        con.execute(
+            """INSERT INTO data_sources (dpid, owner_pid, name, id_type, inbound_id_type, integration_code, is_global)
+               SELECT ?, NULL, ?, 'device_advertising_id', 'customer_id', ?, true
+               WHERE NOT EXISTS (SELECT 1 FROM data_sources WHERE dpid = ?)""",
+            [f.dpid, f.name, f.integration_code, f.dpid],
+        )
