@@ -57,8 +57,8 @@ CREATE TABLE IF NOT EXISTS access_mappings (
     PRIMARY KEY (pid, dpid)
 );
 
--- Identity graph: one row per undirected link. (dpid_a, id_a) is the non-master
--- column of a sync row (or the partner ID of an HTTP sync), (dpid_b, id_b) the master.
+-- Identity graph: one row per undirected link, the smaller (dpid, id) end first, so a
+-- pair seen from either side (sync file column order, HTTP sync) is the same link.
 -- No primary key: MERGE without a key is ~10x faster on big tables (DESIGN §6).
 CREATE TABLE IF NOT EXISTS links (
     env       VARCHAR NOT NULL,

@@ -1,0 +1,359 @@
+"""The data-file plan (SPEC §3.4–§3.9): classify every line of a logical file, set-based.
+
+Input: temp table ``raw_lines(file_idx, line_no, line BLOB, too_long)`` holding all
+split parts of one logical file. Output: temp table ``line_result`` with one row per
+non-blank line (its outcome code and counters) and temp table ``ops`` with the trait
+changes of stored lines. Nothing here touches durable tables; ``apply_plan`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from onramp.engine.resolve import resolve_ids
+from onramp.engine.rulebook import Rulebook, load_rulebook_tables
+from onramp.engine.sqltext import lit, re_body
+from onramp.formats.ids import EMAIL_LIKE_RE, GLOBAL_DEVICE_SOURCES, PLATFORM_UUID_RE, ZERO_GUID
+
+# Column-1 namespaces (§1.8, §3.5).
+ID_PLATFORM_UUID = "platform_uuid"  # profile (0, id)
+ID_DEVICE = "device"  # global device source: profile (dpid, id)
+ID_CROSS_DEVICE = "cross_device"  # customer profile (dpid, id)
+ID_DEVICE_LEVEL = "device_level"  # customer ID resolved through links to a device
+
+# Item-list grammar for lines with quotes (§3.4). RE2: no lookarounds.
+_Q = r'"[^"\t]*"'
+_U = r'[^,="\t]+'
+_ELEM = f"(?:{_Q}|{_U}) *= *(?:{_Q}|{_U})|{_U}"
+_ITEM = f" *(?:{_ELEM})? *"
+ITEM_LIST_RE = f"{_ITEM}(?:,{_ITEM})*"
+ITEM_SPLIT_RE = r'(?:"[^"]*"|[^,"])+'
+KV_QUOTED_RE = r'^(?:"([^"]*)"|([^="]*?)) *= *(?:"([^"]*)"|([^="]*))$'
+CONTROL_RE = r"[\x00-\x08\x0A-\x1F\x7F]"
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    env: str
+    odc: bool
+    overwrite: bool
+    file_dpid: int
+    owner_dpid: int
+    id_kind: str
+    now: datetime
+    max_lines_per_user: int = 200
+    reject_email_like: bool = True
+    link_ttl_days: int = 120
+    max_hops: int = 3
+
+
+def _odc_ns_sql(col: str) -> str:
+    return (
+        f"CASE lower({col}) WHEN 'idfa' THEN 20915 WHEN 'android device id' THEN 20914 WHEN 'android' THEN 20914 "
+        f"WHEN 'gaid' THEN 20914 WHEN 'aaid' THEN 20914 END"
+    )
+
+
+def _device_check_sql(uid: str, ns: str) -> str:
+    """TRUE when ``uid`` is a valid ID of global device namespace ``ns`` (an SQL expression)."""
+    arms = " ".join(f"WHEN {d} THEN regexp_full_match({uid}, {lit(re_body(f.regex))})" for d, f in GLOBAL_DEVICE_SOURCES.items())
+    return f"(CASE {ns} {arms} ELSE false END AND {uid} <> {lit(ZERO_GUID)})"
+
+
+def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> None:
+    """Build ``line_result`` and ``ops`` from ``raw_lines``."""
+    _split_lines(con, plan)
+    _cap_and_check_ids(con, plan)
+    _parse_items(con)
+    _resolve(con, plan)
+    _evaluate(con, plan, book)
+    _collect(con)
+
+
+def _split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
+    tab = "chr(9)"
+    if plan.odc:
+        split = f"""
+          CASE WHEN tab1 > 0 THEN substr(t, 1, tab1 - 1) END AS id_type,
+          CASE WHEN tab2 > 0 THEN substr(r1, 1, tab2 - 1) END AS uid,
+          CASE WHEN tab2 > 0 THEN substr(r1, tab2 + 1) END AS rest,
+          coalesce(code0, CASE WHEN tab1 = 0 OR tab2 = 0 THEN 'no_tab' WHEN tab1 = 1 THEN 'empty_id_type'
+                               WHEN tab2 = 1 THEN 'empty_user_id'
+                               WHEN strpos(substr(r1, tab2 + 1), {tab}) > 0 THEN 'extra_tab' END) AS code"""
+        extra = f", CASE WHEN tab1 > 0 THEN substr(t, tab1 + 1) END AS r1, CASE WHEN tab1 > 0 THEN strpos(substr(t, tab1 + 1), {tab}) ELSE 0 END AS tab2"
+    else:
+        split = f"""
+          NULL::VARCHAR AS id_type,
+          CASE WHEN tab1 > 0 THEN substr(t, 1, tab1 - 1) END AS uid,
+          CASE WHEN tab1 > 0 THEN substr(t, tab1 + 1) END AS rest,
+          coalesce(code0, CASE WHEN tab1 = 0 THEN 'no_tab' WHEN tab1 = 1 THEN 'empty_user_id'
+                               WHEN strpos(substr(t, tab1 + 1), {tab}) > 0 THEN 'extra_tab' END) AS code"""
+        extra = ""
+    # D-25: trailing spaces are trimmed in data files; blank = empty or only spaces (D-16).
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE cls AS
+        WITH dec AS (
+            SELECT file_idx, line_no, too_long, line AS raw, try(decode(line)) AS t0 FROM raw_lines
+        ), nb AS (
+            SELECT file_idx, line_no, too_long, raw, rtrim(t0, ' ') AS t FROM dec
+             WHERE too_long OR t0 IS NULL OR rtrim(t0, ' ') <> ''
+        ), sp AS (
+            SELECT *,
+              CASE WHEN too_long THEN 'too_long' WHEN t IS NULL THEN 'bad_utf8'
+                   WHEN regexp_matches(t, {lit(CONTROL_RE)}) THEN 'control' END AS code0,
+              CASE WHEN t IS NULL THEN 0 ELSE strpos(t, {tab}) END AS tab1 {extra}
+            FROM nb
+        )
+        SELECT file_idx, line_no, raw, t, {split} FROM sp"""
+    )
+
+
+def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
+    cap = int(plan.max_lines_per_user)
+    # §3.6/D-33: first `cap` structurally valid lines per user win, in split then line order.
+    # Only users over the cap pay for the window function.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE discarded AS
+        WITH heavy AS (SELECT uid FROM cls WHERE code IS NULL GROUP BY uid HAVING count(*) > {cap})
+        SELECT file_idx, line_no FROM (
+            SELECT c.file_idx, c.line_no, row_number() OVER (PARTITION BY c.uid ORDER BY c.file_idx, c.line_no) AS rn
+              FROM cls c WHERE c.code IS NULL AND c.uid IN (SELECT uid FROM heavy))
+        WHERE rn > {cap}"""
+    )
+    if plan.odc:
+        # §3.2.1: every row must share the type of the first valid row.
+        ns_expr = _odc_ns_sql("c.id_type")
+        first = con.execute(
+            f"SELECT {ns_expr} AS ns FROM cls c WHERE c.code IS NULL AND {ns_expr} IS NOT NULL ORDER BY file_idx, line_no LIMIT 1"
+        ).fetchone()
+        odc_ns = first[0] if first else -1
+        ns_col = f"CASE WHEN {ns_expr} = {odc_ns} THEN {odc_ns} END"
+    else:
+        ns_col = "NULL::INTEGER"
+    kind = plan.id_kind
+    if plan.odc:
+        id_check = f"CASE WHEN ns IS NULL THEN 'odc_type' WHEN NOT {_device_check_sql('uid', 'ns')} THEN 'invalid_device_id' END"
+    elif kind == ID_PLATFORM_UUID:
+        id_check = f"CASE WHEN NOT regexp_full_match(uid, {lit(re_body(PLATFORM_UUID_RE))}) THEN 'invalid_aam_id' END"
+    elif kind == ID_DEVICE:
+        id_check = f"CASE WHEN NOT {_device_check_sql('uid', str(plan.file_dpid))} THEN 'invalid_device_id' END"
+    else:
+        email = f"WHEN regexp_full_match(uid, {lit(re_body(EMAIL_LIKE_RE))}) THEN 'dpuuid_email'" if plan.reject_email_like else ""
+        id_check = f"""CASE WHEN contains(uid, ':') OR contains(lower(uid), '%3a') THEN 'dpuuid_colon'
+                            WHEN strlen(uid) > 1024 THEN 'dpuuid_too_long' {email} END"""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE st AS
+        WITH c AS (
+            SELECT c.*, {ns_col} AS ns,
+                   (d.line_no IS NOT NULL) AS is_discarded
+              FROM cls c LEFT JOIN discarded d ON d.file_idx = c.file_idx AND d.line_no = c.line_no
+        )
+        SELECT file_idx, line_no, raw, t, uid, rest, ns,
+               CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
+          FROM c"""
+    )
+
+
+def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
+    # Split on commas outside quotes; lines without quotes take the cheap string_split path.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE items_raw AS
+        WITH src AS (
+            SELECT file_idx, line_no, rest, contains(rest, '"') AS quoted,
+                   CASE WHEN contains(rest, '"') THEN regexp_extract_all(rest, {lit(ITEM_SPLIT_RE)})
+                        ELSE string_split(rest, ',') END AS parts
+              FROM st WHERE code IS NULL
+        ), ok AS (
+            SELECT *, (NOT quoted OR regexp_full_match(rest, {lit(ITEM_LIST_RE)})) AS list_ok FROM src
+        )
+        SELECT file_idx, line_no, quoted, list_ok, trim(item, ' ') AS it, pos
+          FROM (SELECT *, unnest(parts) AS item, generate_subscripts(parts, 1) AS pos FROM ok)"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE items AS
+        WITH f AS (
+            SELECT file_idx, line_no, pos, it, quoted, list_ok,
+              CASE WHEN regexp_full_match(it, '[0-9]+') THEN 'bare'
+                   WHEN regexp_full_match(it, '[0-9]+:(?:0|-1)') THEN 'colon'
+                   WHEN NOT contains(it, '"') AND contains(it, '=')
+                        AND length(it) - length(replace(it, '=', '')) = 1 THEN 'kv'
+                   WHEN contains(it, '"') AND regexp_full_match(it, {lit(KV_QUOTED_RE)}) THEN 'kvq'
+                   ELSE 'bad' END AS form
+              FROM items_raw WHERE it <> ''
+        ), kv AS (
+            SELECT *,
+              CASE form WHEN 'kv' THEN trim(split_part(it, '=', 1), ' ')
+                        WHEN 'kvq' THEN CASE WHEN starts_with(it, '"') THEN regexp_extract(it, {lit(KV_QUOTED_RE)}, 1)
+                                             ELSE regexp_extract(it, {lit(KV_QUOTED_RE)}, 2) END END AS k_raw,
+              CASE form WHEN 'kv' THEN trim(split_part(it, '=', 2), ' ')
+                        WHEN 'kvq' THEN CASE WHEN ends_with(it, '"') THEN regexp_extract(it, {lit(KV_QUOTED_RE)}, 3)
+                                             ELSE regexp_extract(it, {lit(KV_QUOTED_RE)}, 4) END
+                        WHEN 'bare' THEN it
+                        WHEN 'colon' THEN split_part(it, ':', 1) END AS v
+              FROM f
+        ), k AS (
+            SELECT *, CASE WHEN form IN ('kv', 'kvq') THEN lower(ltrim(k_raw, '-')) WHEN form = 'bare' THEN 'ic' END AS k FROM kv
+        )
+        SELECT file_idx, line_no, pos, it, k, v,
+          CASE WHEN form = 'colon' THEN 'remove'
+               WHEN form IN ('kv', 'kvq') AND k = 'd_sid' THEN 'add'
+               WHEN form IN ('kv', 'kvq') AND k = 'd_unsid' THEN 'remove'
+               ELSE 'signal' END AS kind,
+          (NOT list_ok OR form = 'bad' OR (form IN ('kv', 'kvq') AND (k = '' OR v = ''))
+             OR (k IN ('d_sid', 'd_unsid') AND NOT regexp_full_match(v, '[0-9]+'))) AS malformed
+          FROM k"""
+    )
+    # A line is a Format Error if any item is malformed or no item is left (D-26, D-31).
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE item_status AS
+        SELECT s.file_idx, s.line_no,
+               CASE WHEN i.n IS NULL THEN 'no_items' WHEN i.bad THEN 'malformed_item' END AS code
+          FROM st s LEFT JOIN (
+                SELECT file_idx, line_no, count(*) AS n, bool_or(malformed) AS bad FROM items GROUP BY ALL
+             ) i ON i.file_idx = s.file_idx AND i.line_no = s.line_no
+         WHERE s.code IS NULL"""
+    )
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE ev_lines AS
+        SELECT s.file_idx, s.line_no, s.uid, s.ns AS odc_ns FROM st s
+          JOIN item_status i ON i.file_idx = s.file_idx AND i.line_no = s.line_no WHERE i.code IS NULL"""
+    )
+    kind = plan.id_kind
+    if plan.odc:
+        prof = "odc_ns AS ns, uid AS pid"
+    elif kind == ID_PLATFORM_UUID:
+        prof = "0 AS ns, uid AS pid"
+    elif kind in (ID_DEVICE, ID_CROSS_DEVICE):
+        prof = f"{int(plan.file_dpid)} AS ns, uid AS pid"
+    else:
+        resolve_ids(con, source="ev_lines", dpid=plan.file_dpid, env=plan.env, now=plan.now,
+                    link_ttl_days=plan.link_ttl_days, max_hops=plan.max_hops)
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE line_profile AS
+            SELECT e.file_idx, e.line_no, r.ns, r.pid FROM ev_lines e LEFT JOIN resolved r ON r.uid = e.uid"""
+        )
+        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE line_profile AS SELECT file_idx, line_no, {prof} FROM ev_lines")
+
+
+def _evaluate(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> None:
+    from onramp.rules.equality import sql_eq_tokens
+
+    load_rulebook_tables(con, book)
+    owner = int(plan.owner_dpid)
+    overwrite = "true" if plan.overwrite else "false"
+    # Lines that reach trait evaluation: parsed and resolved (§3.7).
+    con.execute("CREATE OR REPLACE TEMP TABLE evl AS SELECT * FROM line_profile WHERE pid IS NOT NULL")
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE eitems AS
+        SELECT i.* FROM items i SEMI JOIN evl e ON e.file_idx = i.file_idx AND e.line_no = i.line_no"""
+    )
+    # Directives (§3.9, §4.6.1): valid, failed validation, unknown trait, or ignored removal.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE dirs AS
+        SELECT i.file_idx, i.line_no, i.pos, i.kind, TRY_CAST(i.v AS INTEGER) AS sid,
+          CASE WHEN i.kind = 'remove' AND {overwrite} THEN 'ignored'
+               WHEN t.sid IS NULL THEN 'unknown'
+               WHEN t.data_source = {owner} AND t.type = 'onboarded' THEN 'valid'
+               ELSE 'failed' END AS status
+          FROM eitems i LEFT JOIN traits t ON t.sid = TRY_CAST(i.v AS INTEGER)
+         WHERE i.kind IN ('add', 'remove')"""
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE sigs AS SELECT file_idx, line_no, pos, k, v FROM eitems WHERE kind = 'signal'")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rule_hits AS
+        SELECT s.file_idx, s.line_no, a.sid
+          FROM (SELECT file_idx, line_no, k, unnest({sql_eq_tokens('v')}) AS tok FROM sigs) s
+          JOIN eq_atoms a ON a.key = s.k AND a.token = s.tok
+         GROUP BY s.file_idx, s.line_no, a.sid, a.term
+        HAVING count(DISTINCT a.atom) = any_value(a.n_atoms)"""
+    )
+    if book.complex_rules:
+        arms = ", ".join(f"CASE WHEN {expr} THEN {int(sid)} END" for sid, expr in book.complex_rules)
+        con.execute(
+            f"""INSERT INTO rule_hits
+            WITH ls AS (
+                SELECT e.file_idx, e.line_no,
+                       coalesce(list({{'k': s.k, 'v': s.v}}) FILTER (WHERE s.k IS NOT NULL), []) AS signals
+                  FROM evl e LEFT JOIN sigs s ON s.file_idx = e.file_idx AND s.line_no = e.line_no
+                 GROUP BY e.file_idx, e.line_no
+            )
+            SELECT file_idx, line_no, sid FROM (SELECT file_idx, line_no, unnest([{arms}]) AS sid FROM ls) WHERE sid IS NOT NULL"""
+        )
+    # R (§4.6.3): rule realizations and valid d_sid adds; X: valid removals (.sync only).
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE realized AS
+        SELECT DISTINCT file_idx, line_no, sid FROM (
+            SELECT file_idx, line_no, sid FROM rule_hits
+            UNION ALL SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid')"""
+    )
+    # A signal is used when its key occurs in the rule of a trait realized from its line.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE sig_used AS
+        SELECT s.file_idx, s.line_no, s.pos, r.sid
+          FROM sigs s JOIN realized r ON r.file_idx = s.file_idx AND r.line_no = s.line_no
+          JOIN rule_keys k ON k.sid = r.sid AND k.key = s.k"""
+    )
+    # Trait changes in item order; a rule realization sits at its last contributing signal.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE line_ops AS
+        SELECT file_idx, line_no, pos, sid, kind AS op FROM dirs
+         WHERE status = 'valid'
+        UNION ALL
+        SELECT h.file_idx, h.line_no, coalesce(max(u.pos), 0) AS pos, h.sid, 'add' AS op
+          FROM (SELECT DISTINCT file_idx, line_no, sid FROM rule_hits) h
+          LEFT JOIN sig_used u ON u.file_idx = h.file_idx AND u.line_no = h.line_no AND u.sid = h.sid
+         GROUP BY h.file_idx, h.line_no, h.sid"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE line_eval AS
+        WITH n AS (SELECT file_idx, line_no, count(*) AS n_items FROM eitems GROUP BY ALL),
+             used AS (
+                SELECT file_idx, line_no, count(*) AS n_used FROM (
+                    SELECT DISTINCT file_idx, line_no, pos FROM sig_used
+                    UNION ALL SELECT file_idx, line_no, pos FROM dirs WHERE status = 'valid') GROUP BY ALL),
+             r AS (SELECT file_idx, line_no, count(*) AS n_realized FROM realized GROUP BY ALL),
+             x AS (SELECT file_idx, line_no, count(*) AS n_removals FROM dirs WHERE kind = 'remove' AND status = 'valid' GROUP BY ALL),
+             fv AS (SELECT file_idx, line_no, count(*) AS n_failed FROM dirs WHERE status = 'failed' GROUP BY ALL)
+        SELECT e.file_idx, e.line_no, e.ns, e.pid,
+               n.n_items, coalesce(used.n_used, 0) AS n_used, coalesce(r.n_realized, 0) AS n_realized,
+               coalesce(x.n_removals, 0) AS n_removals, coalesce(fv.n_failed, 0) AS n_failed
+          FROM evl e
+          JOIN n USING (file_idx, line_no)
+          LEFT JOIN used USING (file_idx, line_no)
+          LEFT JOIN r USING (file_idx, line_no)
+          LEFT JOIN x USING (file_idx, line_no)
+          LEFT JOIN fv USING (file_idx, line_no)"""
+    )
+
+
+def _collect(con: duckdb.DuckDBPyConnection) -> None:
+    """One row per non-blank line with its final code (§3.7 order) and counters."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE line_result AS
+        SELECT s.file_idx, s.line_no, s.raw, s.t,
+               CASE WHEN s.code IS NOT NULL THEN s.code
+                    WHEN i.code IS NOT NULL THEN i.code
+                    WHEN lp.pid IS NULL THEN 'no_matching_id'
+                    WHEN le.n_realized + le.n_removals > 0 THEN 'stored'
+                    ELSE 'no_trait' END AS code,
+               le.ns, le.pid,
+               coalesce(le.n_items, 0) AS n_items, coalesce(le.n_items - le.n_used, 0) AS n_unused,
+               coalesce(le.n_realized, 0) AS n_realized, coalesce(le.n_failed, 0) AS n_failed
+          FROM st s
+          LEFT JOIN item_status i ON i.file_idx = s.file_idx AND i.line_no = s.line_no
+          LEFT JOIN line_profile lp ON lp.file_idx = s.file_idx AND lp.line_no = s.line_no
+          LEFT JOIN line_eval le ON le.file_idx = s.file_idx AND le.line_no = s.line_no"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE ops AS
+        SELECT o.file_idx, o.line_no, o.pos, o.sid, o.op, r.ns, r.pid
+          FROM line_ops o JOIN line_result r ON r.file_idx = o.file_idx AND r.line_no = o.line_no
+         WHERE r.code = 'stored'"""
+    )

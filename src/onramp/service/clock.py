@@ -1,0 +1,18 @@
+"""Injected time. ``ONRAMP_NOW`` (ISO 8601, UTC) pins the clock for tests and replays."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """Naive UTC now (the store keeps naive UTC timestamps)."""
+    pinned = os.environ.get("ONRAMP_NOW")
+    if pinned:
+        ts = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
+        return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+    return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,365 @@
+"""One inbound job (SPEC §3.7–§3.8, §6, DESIGN §4): files in, profiles and receipts out.
+
+A job admits its files, loads each logical file's lines into the engine, classifies and
+applies them, writes receipts and reject files, and commits everything — profile
+changes, links, ledger rows, receipts — in ONE transaction. A crash before the commit
+leaves no trace; after it, the ledger makes re-ingesting the same file a no-op.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from onramp.engine.apply import apply_overwrite, apply_sync
+from onramp.engine.data_plan import DataPlan, classify
+from onramp.engine.rulebook import Rulebook, build_rulebook
+from onramp.engine.sync_plan import apply_links, classify_sync
+from onramp.errors import FileRejected
+from onramp.formats.names import DataFileName, SyncFileName
+from onramp.formats.receipt import FileEntry, Receipt, add_counters, check_identity, empty_counters, render_text
+from onramp.intake.containers import open_content, sha256_file
+from onramp.intake.reader import iter_line_batches
+from onramp.service import rejects as reject_rows
+from onramp.service.admission import Candidate, SourceInfo, TaxonomySnapshot, admit
+from onramp.service.clock import Clock, system_clock
+from onramp.settings import Settings
+from onramp.store.db import connect
+
+Progress = Callable[[str, int, int], None]  # (file name, lines read so far, bytes of the file) per batch
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    receipts: list[Receipt]
+    problems: list[dict] = field(default_factory=list)
+
+    @property
+    def any_rejected(self) -> bool:
+        return any(f.status == "rejected" for r in self.receipts for f in r.files)
+
+
+def load_snapshot(con: duckdb.DuckDBPyConnection) -> TaxonomySnapshot:
+    partners = frozenset(r[0] for r in con.execute("SELECT pid FROM partners").fetchall())
+    sources = {
+        r[0]: SourceInfo(r[0], r[1], r[2], r[3], r[4])
+        for r in con.execute("SELECT dpid, owner_pid, id_type, inbound_id_type, is_global FROM data_sources").fetchall()
+    }
+    mappings = frozenset((r[0], r[1]) for r in con.execute("SELECT pid, dpid FROM access_mappings").fetchall())
+    return TaxonomySnapshot(partners, sources, mappings)
+
+
+def file_uri(path: Path) -> str:
+    return path.resolve().as_uri()
+
+
+def run_job(
+    settings: Settings,
+    paths: list[Path],
+    *,
+    partner: int | None = None,
+    env: str = "prod",
+    reprocess: bool = False,
+    dry_run: bool = False,
+    clock: Clock = system_clock,
+    uris: dict[Path, str] | None = None,
+    progress: Progress | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> JobResult:
+    """Process ``paths`` as one job. ``dry_run`` classifies everything and changes nothing."""
+    own = con is None
+    con = con or connect(settings)
+    try:
+        return _Job(settings, con, env=env, clock=clock, dry_run=dry_run, progress=progress).run(
+            paths, partner=partner, reprocess=reprocess, uris=uris or {}
+        )
+    finally:
+        if own:
+            con.close()
+
+
+class _Job:
+    def __init__(self, settings: Settings, con: duckdb.DuckDBPyConnection, *, env: str, clock: Clock, dry_run: bool, progress: Progress | None):
+        self.s = settings
+        self.con = con
+        self.env = env
+        self.clock = clock
+        self.dry_run = dry_run
+        self.progress = progress
+        self.job_id = uuid.uuid4().hex
+        self.start = clock()
+        self.rulebooks: dict[int, Rulebook] = {}
+        self.scratch = Path(settings.data_dir) / "tmp"
+        self._keyring = None
+
+    # -- orchestration ---------------------------------------------------------------
+    def run(self, paths: list[Path], *, partner: int | None, reprocess: bool, uris: dict[Path, str]) -> JobResult:
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            snapshot = load_snapshot(con)
+            cands = [
+                admit(p, uris.get(p, file_uri(p)), p.stat().st_size, snapshot, partner=partner,
+                      accept_short_timestamp=self.s.inbound.accept_short_timestamp)
+                for p in paths
+            ]
+            for c in cands:
+                self._check_duplicate(c, reprocess)
+            groups: dict[tuple, list[Candidate]] = defaultdict(list)
+            for c in sorted(cands, key=lambda c: c.order_key()):
+                groups[c.group_key()].append(c)
+            receipts = {key: self._new_receipt(key) for key in groups}
+            reject_rows.create_table(con)
+            con.execute("CREATE OR REPLACE TEMP TABLE stored_devices (rkey VARCHAR, ns INTEGER, pid VARCHAR)")
+            for logical in self._logical_files(sorted(cands, key=lambda c: c.order_key())):
+                receipt = receipts[logical[0].group_key()]
+                if logical[0].is_sync:
+                    self._process_sync(logical, receipt)
+                else:
+                    self._process_data(logical, receipt)
+            end = self.clock()
+            out = []
+            for key, receipt in receipts.items():
+                receipt.job_end = end
+                if receipt.kind == "data":
+                    receipt.counters["total_devices"] = con.execute(
+                        "SELECT count(*) FROM (SELECT DISTINCT ns, pid FROM stored_devices WHERE rkey = ?)", [receipt.receipt_id]
+                    ).fetchone()[0]
+                    check_identity(receipt.counters)
+                out.append(receipt)
+            problems = reject_rows.problems(con) if self.dry_run else []
+            if self.dry_run:
+                con.execute("ROLLBACK")
+            else:
+                self._persist(out, cands)
+                con.execute("COMMIT")
+            return JobResult(self.job_id, out, problems)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _new_receipt(self, key: tuple) -> Receipt:
+        kind, pid, dpid, target = key
+        return Receipt(receipt_id=uuid.uuid4().hex, kind=kind, partner=pid, dpid=dpid, target_dpid=target,
+                       environment=self.env, job_start=self.start, job_end=self.start,
+                       counters=empty_counters("id_sync" if kind == "id_sync" else "data"))
+
+    @staticmethod
+    def _logical_files(cands: list[Candidate]) -> list[list[Candidate]]:
+        """Split parts of one base name form a logical file (§3.6, §3.8.2)."""
+        by_base: dict[tuple, list[Candidate]] = defaultdict(list)
+        for c in cands:
+            key = (c.group_key(), c.name.base_name if c.name is not None else c.path.name)
+            by_base[key].append(c)
+        return list(by_base.values())
+
+    def _check_duplicate(self, c: Candidate, reprocess: bool) -> None:
+        if c.rejected:
+            return
+        c.sha256 = sha256_file(c.path)
+        if reprocess:
+            return
+        seen = self.con.execute(
+            "SELECT 1 FROM files WHERE env = ? AND name = ? AND sha256 = ? AND status = 'applied' LIMIT 1",
+            [self.env, c.path.name, c.sha256],
+        ).fetchone()
+        c.duplicate = seen is not None
+
+    # -- loading ---------------------------------------------------------------------------
+    def _load_parts(self, parts: list[Candidate]) -> dict[int, Candidate]:
+        """Stream every live part into ``raw_lines``; parts failing container checks are rejected."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE raw_lines (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN)")
+        live: dict[int, Candidate] = {}
+        for idx, c in enumerate(parts):
+            if c.rejected or c.duplicate:
+                continue
+            try:
+                self._load_one(idx, c)
+                live[idx] = c
+            except FileRejected as exc:
+                c.rejected, c.hint = exc.message, exc.hint
+                con.execute("DELETE FROM raw_lines WHERE file_idx = ?", [idx])
+        return live
+
+    def _load_one(self, idx: int, c: Candidate) -> None:
+        suffix = c.name.suffix if c.name is not None else None
+        lines = 0
+        with open_content(c.path, suffix, limits=self.s.inbound, keyring=self._keyring_for(suffix), scratch_dir=self.scratch) as stream:
+            for batch in iter_line_batches(stream, max_line_bytes=self.s.inbound.max_line_bytes):
+                self.con.register("_batch", batch)
+                try:
+                    self.con.execute(f"INSERT INTO raw_lines SELECT {idx}, line_no, line, too_long FROM _batch")
+                finally:
+                    self.con.unregister("_batch")
+                lines += batch.num_rows
+                if self.progress:
+                    self.progress(c.path.name, lines, c.size)
+
+    def _keyring_for(self, suffix: str | None):
+        if suffix not in ("pgp", "gpg"):
+            return None
+        if self._keyring is None:
+            from onramp.intake.keys import PlatformKeyring
+
+            self._keyring = PlatformKeyring(Path(self.s.data_dir) / "gnupg")
+            self._keyring.ensure_key()
+        return self._keyring
+
+    def _reject_empty(self, live: dict[int, Candidate], table: str) -> None:
+        """§3.3 check 6: a part without a non-blank line is an empty file."""
+        counts = dict(self.con.execute(f"SELECT file_idx, count(*) FROM {table} GROUP BY file_idx").fetchall())
+        for idx, c in list(live.items()):
+            if counts.get(idx, 0) == 0:
+                c.rejected, c.hint = "empty file", "send at least one non-blank line"
+                del live[idx]
+
+    # -- data files --------------------------------------------------------------------------
+    def _process_data(self, parts: list[Candidate], receipt: Receipt) -> None:
+        self._list_files(parts, receipt)
+        live = self._load_parts(parts)
+        if not live:
+            return self._finish_listing(parts, receipt)
+        name: DataFileName = parts[0].name  # type: ignore[assignment]
+        owner = name.owner_dpid
+        if owner not in self.rulebooks:
+            self.rulebooks[owner] = build_rulebook(self.con, owner)
+        plan = DataPlan(
+            env=self.env, odc=name.odc, overwrite=name.mode == "overwrite", file_dpid=name.dpid, owner_dpid=owner,
+            id_kind=parts[0].id_kind or "", now=self.start,
+            max_lines_per_user=self.s.inbound.max_lines_per_user,
+            reject_email_like=self.s.identity.reject_email_like_ids,
+            link_ttl_days=self.s.identity.link_ttl_days, max_hops=self.s.identity.max_resolution_hops,
+        )
+        classify(self.con, plan, self.rulebooks[owner])
+        self._reject_empty(live, "line_result")
+        self.con.execute("DELETE FROM line_result WHERE file_idx NOT IN (SELECT unnest(?::INTEGER[]))", [list(live)])
+        self.con.execute("DELETE FROM ops WHERE file_idx NOT IN (SELECT unnest(?::INTEGER[]))", [list(live)])
+        if plan.overwrite:
+            removed = apply_overwrite(self.con, env=self.env, now=self.start, owner_dpid=owner)
+        else:
+            removed = apply_sync(self.con, env=self.env, now=self.start)
+        add_counters(receipt.counters, _data_counters(self.con))
+        receipt.counters["total_removed_traits"] += removed
+        self.con.execute(
+            f"""INSERT INTO stored_devices SELECT DISTINCT ?, ns, pid FROM line_result
+                 WHERE code = 'stored' AND ns IN {_device_ns()}""",
+            [receipt.receipt_id],
+        )
+        reject_rows.collect_data(self.con, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
+        self._finish_listing(parts, receipt)
+
+    # -- ID-sync files -------------------------------------------------------------------------
+    def _process_sync(self, parts: list[Candidate], receipt: Receipt) -> None:
+        self._list_files(parts, receipt)
+        name: SyncFileName = parts[0].name  # type: ignore[assignment]
+        for c in parts:
+            receipt.warnings.extend(w for w in c.warnings if w not in receipt.warnings)
+        # Split parts of a sync file are independent (§2.3.3): each is its own unit.
+        for part in parts:
+            live = self._load_parts([part])
+            if not live:
+                continue
+            classify_sync(self.con, dpids=name.dpids, c2c=name.prefix == "c2c_id_",
+                          reject_email_like=self.s.identity.reject_email_like_ids)
+            self._reject_empty(live, "sync_result")
+            if not live:
+                continue
+            created, refreshed = apply_links(self.con, dpids=name.dpids, env=self.env, now=self.start)
+            add_counters(receipt.counters, _sync_counters(self.con))
+            receipt.counters["links_created"] += created
+            receipt.counters["links_refreshed"] += refreshed
+            reject_rows.collect_sync(self.con, receipt.receipt_id, part.path.name, self.s)
+        self._finish_listing(parts, receipt)
+
+    # -- receipts and ledger ------------------------------------------------------------------
+    @staticmethod
+    def _list_files(parts: list[Candidate], receipt: Receipt) -> None:
+        for c in parts:
+            receipt.files.append(FileEntry(name=c.path.name, uri=c.uri, duplicate=c.duplicate))
+
+    @staticmethod
+    def _finish_listing(parts: list[Candidate], receipt: Receipt) -> None:
+        by_uri = {f.uri: f for f in receipt.files}
+        for c in parts:
+            entry = by_uri[c.uri]
+            if c.rejected:
+                entry.status, entry.reason = "rejected", c.rejected
+
+    def _persist(self, receipts: list[Receipt], cands: list[Candidate]) -> None:
+        con = self.con
+        for r in receipts:
+            if reject_rows.count(con, r.receipt_id):
+                rel = Path("receipts") / r.receipt_id / "rejects.tsv.gz"
+                reject_rows.write_file(con, r.receipt_id, Path(self.s.data_dir) / rel)
+                r.rejects = rel.as_posix()
+        now = self.clock()
+        con.execute("INSERT INTO jobs VALUES (?, ?, ?, ?)", [self.job_id, self.env, self.start, now])
+        receipt_of = {f.uri: r.receipt_id for r in receipts for f in r.files}
+        for c in cands:
+            if c.duplicate:
+                continue
+            con.execute(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.env, c.path.name, c.sha256 or "", c.uri, c.size, "rejected" if c.rejected else "applied",
+                 c.rejected, self.job_id, receipt_of.get(c.uri), now],
+            )
+        import json
+
+        for r in receipts:
+            text = render_text(r, platform_name=self.s.platform.name)
+            con.execute(
+                "INSERT INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [r.receipt_id, self.job_id, self.env, r.kind, r.partner, r.dpid, r.target_dpid, now, json.dumps(r.to_json()), text],
+            )
+
+
+def _device_ns() -> str:
+    from onramp.engine.sqltext import DEVICE_NAMESPACES
+
+    return DEVICE_NAMESPACES
+
+
+def _data_counters(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    row = con.execute(
+        """SELECT count(*) AS records_received,
+                  count(*) FILTER (WHERE code IN (SELECT code FROM line_codes WHERE bucket = 'format_error')) AS format_errors,
+                  count(*) FILTER (WHERE code = 'invalid_aam_id') AS invalid_aam_id,
+                  count(*) FILTER (WHERE code = 'invalid_device_id') AS invalid_device_id,
+                  count(*) FILTER (WHERE code = 'no_matching_id') AS no_matching_aam_id,
+                  count(*) FILTER (WHERE code = 'no_trait') AS no_trait_realized,
+                  count(*) FILTER (WHERE code <> 'discarded') AS records_processed,
+                  count(*) FILTER (WHERE code = 'stored') AS stored_records,
+                  coalesce(sum(n_items) FILTER (WHERE code IN ('stored', 'no_trait')), 0) AS total_signals,
+                  coalesce(sum(n_unused) FILTER (WHERE code IN ('stored', 'no_trait')), 0) AS total_unused_signals,
+                  coalesce(sum(n_realized) FILTER (WHERE code = 'stored'), 0) AS total_realized_traits,
+                  coalesce(sum(n_failed), 0) AS total_traits_failed_validation,
+                  count(*) FILTER (WHERE n_failed > 0) AS total_users_with_failed_validation
+             FROM line_result"""
+    ).fetchone()
+    names = ["records_received", "format_errors", "invalid_aam_id", "invalid_device_id", "no_matching_aam_id",
+             "no_trait_realized", "records_processed", "stored_records", "total_signals", "total_unused_signals",
+             "total_realized_traits", "total_traits_failed_validation", "total_users_with_failed_validation"]
+    return dict(zip(names, (int(v) for v in row)))
+
+
+def _sync_counters(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    row = con.execute(
+        """SELECT count(*),
+                  count(*) FILTER (WHERE code IN (SELECT code FROM line_codes WHERE bucket = 'format_error')),
+                  count(*) FILTER (WHERE code = 'invalid_aam_id'),
+                  count(*) FILTER (WHERE code = 'invalid_device_id'),
+                  count(*) FILTER (WHERE code = 'stored')
+             FROM sync_result"""
+    ).fetchone()
+    return dict(zip(["records_received", "format_errors", "invalid_aam_id", "invalid_device_id", "rows_stored"], (int(v) for v in row)))
+
+
+def receipt_text(settings: Settings, receipt: Receipt) -> str:
+    return render_text(receipt, platform_name=settings.platform.name)

@@ -1,0 +1,122 @@
+"""Reject rows (SPEC §11.4): every line that did not end STORED, explained.
+
+Rows accumulate in temp table ``rejects`` during a job and are written, per receipt,
+as ``receipts/<receipt_id>/rejects.tsv.gz`` with columns file, line_number, bucket,
+reason, hint, excerpt. Nothing is sampled away. Reasons come from the code table; Format
+Errors are re-read by the reference parser for a precise, item-level reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from onramp.engine.codes import DIAGNOSABLE, LINE_CODES
+from onramp.engine.sqltext import lit
+from onramp.formats.ids import GLOBAL_DEVICE_SOURCES
+from onramp.settings import Settings
+
+COLUMNS = ("file", "line_number", "bucket", "reason", "hint", "excerpt")
+EXCERPT_BYTES = 200
+# §7.4/§11.4: values of private `p_` keys never appear in excerpts.
+P_VALUE_RE = r'((?:^|[,\t]) *"?-*[pP]_[^=,"\t]*"? *= *)("[^"]*"|[^,\t]*)'
+
+
+def create_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE rejects (rkey VARCHAR, file VARCHAR, line_number BIGINT, bucket VARCHAR, reason VARCHAR, hint VARCHAR, excerpt VARCHAR)"
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE line_codes (code VARCHAR, bucket VARCHAR)")
+    con.executemany("INSERT INTO line_codes VALUES (?, ?)", [(c, b.value) for c, (b, _, _) in LINE_CODES.items()])
+    _register_diagnose(con)
+
+
+def _texts(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE code_text (code VARCHAR, bucket VARCHAR, reason VARCHAR, hint VARCHAR)")
+    rows = [(c, b.value, r.format(**params), h.format(**params)) for c, (b, r, h) in LINE_CODES.items()]
+    con.executemany("INSERT INTO code_text VALUES (?, ?, ?, ?)", rows)
+
+
+def _excerpt(text_col: str, raw_col: str) -> str:
+    masked = f"regexp_replace({text_col}, {lit(P_VALUE_RE)}, '\\1***', 'g')"
+    return f"left(coalesce({masked}, CAST({raw_col} AS VARCHAR)), {EXCERPT_BYTES})"
+
+
+def collect_data(con: duckdb.DuckDBPyConnection, rkey: str, names: dict[int, str], plan, settings: Settings) -> None:
+    dev = GLOBAL_DEVICE_SOURCES.get(plan.file_dpid)
+    _texts(con, {
+        "max_line_bytes": settings.inbound.max_line_bytes,
+        "max_lines_per_user": settings.inbound.max_lines_per_user,
+        "kind": dev.kind if dev else "device ID",
+        "dpid": plan.file_dpid,
+        "owner": plan.owner_dpid,
+    })
+    con.execute("CREATE OR REPLACE TEMP TABLE part_names (file_idx INTEGER, name VARCHAR)")
+    con.executemany("INSERT INTO part_names VALUES (?, ?)", list(names.items()))
+    diag = ", ".join(lit(c) for c in DIAGNOSABLE)
+    odc = "true" if plan.odc else "false"
+    con.execute(
+        f"""INSERT INTO rejects
+        SELECT ?, n.name, r.line_no, c.bucket,
+               CASE WHEN r.code IN ({diag}) THEN coalesce(split_part(onramp_diagnose(r.raw, {odc}), chr(31), 1), c.reason)
+                    WHEN r.code = 'no_trait' AND r.n_failed > 0
+                    THEN c.reason || '; ' || r.n_failed || ' d_sid/d_unsid item(s) name traits that are not onboarded traits of data source {int(plan.owner_dpid)}'
+                    ELSE c.reason END,
+               CASE WHEN r.code IN ({diag}) THEN coalesce(nullif(split_part(onramp_diagnose(r.raw, {odc}), chr(31), 2), ''), c.hint)
+                    ELSE c.hint END,
+               {_excerpt('r.t', 'r.raw')}
+          FROM line_result r JOIN code_text c ON c.code = r.code JOIN part_names n ON n.file_idx = r.file_idx
+         WHERE r.code <> 'stored'""",
+        [rkey],
+    )
+
+
+def collect_sync(con: duckdb.DuckDBPyConnection, rkey: str, name: str, settings: Settings) -> None:
+    _texts(con, {"max_line_bytes": settings.inbound.max_line_bytes, "max_lines_per_user": 0,
+                 "kind": "device ID of its column's data source", "dpid": "", "owner": ""})
+    con.execute(
+        f"""INSERT INTO rejects
+        SELECT ?, ?, r.line_no, c.bucket, c.reason, c.hint, left(coalesce(r.t, CAST(r.raw AS VARCHAR)), {EXCERPT_BYTES})
+          FROM sync_result r JOIN code_text c ON c.code = r.code WHERE r.code <> 'stored'""",
+        [rkey, name],
+    )
+
+
+def count(con: duckdb.DuckDBPyConnection, rkey: str) -> int:
+    return con.execute("SELECT count(*) FROM rejects WHERE rkey = ?", [rkey]).fetchone()[0]
+
+
+def write_file(con: duckdb.DuckDBPyConnection, rkey: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    cols = ", ".join(COLUMNS)
+    con.execute(
+        f"COPY (SELECT {cols} FROM rejects WHERE rkey = {lit(rkey)} ORDER BY file, line_number) "
+        f"TO {lit(str(tmp))} (FORMAT csv, DELIMITER '\t', HEADER true, COMPRESSION gzip, QUOTE '', ESCAPE '')"
+    )
+    tmp.replace(path)
+
+
+def problems(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    rows = con.execute("SELECT file, line_number, bucket, reason, hint FROM rejects ORDER BY file, line_number").fetchall()
+    return [dict(zip(("file", "line_number", "bucket", "reason", "hint"), r)) for r in rows]
+
+
+def _register_diagnose(con: duckdb.DuckDBPyConnection) -> None:
+    """``onramp_diagnose(raw, odc)`` → 'reason<US>hint' from the reference parser (Format Errors only)."""
+    from duckdb.sqltypes import BLOB, BOOLEAN, VARCHAR
+
+    from onramp.formats.lines import LineError, parse_data_line
+
+    def diagnose(raw: bytes, odc: bool) -> str | None:
+        try:
+            parse_data_line(raw, odc=odc)
+        except LineError as exc:
+            return f"{exc.reason}\x1f{exc.hint or ''}"
+        return None
+
+    try:
+        con.create_function("onramp_diagnose", diagnose, [BLOB, BOOLEAN], VARCHAR, side_effects=False)
+    except duckdb.CatalogException:
+        pass  # already registered on this connection
