@@ -1,0 +1,3 @@
+from onramp.cli.app import main
+
+main()
