@@ -12,7 +12,7 @@ from onramp.cli import output
 from onramp.errors import OnrampError, TaxonomyError, UsageError
 from onramp.settings import Settings, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Onramp: batch audience data onboarding.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Onramp: batch audience data onboarding.")
 taxonomy_app = typer.Typer(no_args_is_help=True, help="Taxonomy as code: partners, data sources, traits, segments.")
 keys_app = typer.Typer(no_args_is_help=True, help="The platform's OpenPGP key.")
 app.add_typer(taxonomy_app, name="taxonomy")
@@ -227,28 +227,12 @@ def demo(ctx: typer.Context) -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app()  # standalone: usage errors exit 2, typer.Exit codes pass through
     except TaxonomyError as exc:
         for p in exc.problems:
             output.print_error(str(p))
         output.err.print(f"{len(exc.problems)} problem(s); nothing was changed")
         sys.exit(2)
-    except UsageError as exc:
-        output.print_error(exc.message, exc.hint)
-        sys.exit(2)
     except OnrampError as exc:
         output.print_error(exc.message if not exc.where else f"{exc.where}: {exc.message}", exc.hint)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive as click exceptions
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise

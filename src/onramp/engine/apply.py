@@ -76,5 +76,5 @@ def apply_overwrite(con: duckdb.DuckDBPyConnection, *, env: str, now: datetime, 
             WHERE r.env = $env AND r.ns = d.ns AND r.id = d.pid AND r.sid = d.sid""",
         {"env": env},
     )
-    con.execute(_UPSERT_ADDS.format(source="ow_new"), p)
+    con.execute(_UPSERT_ADDS.format(source="ow_new"), {"env": env, "now": now})
     return int(removed)

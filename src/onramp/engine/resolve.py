@@ -29,7 +29,7 @@ def resolve_ids(con: duckdb.DuckDBPyConnection, *, source: str, dpid: int, env: 
 
     Writes temp table ``resolved(uid, ns, pid)``; IDs without a device stay absent.
     """
-    params = {"env": env, "since": now - timedelta(days=link_ttl_days), "dpid": dpid}
+    params = {"env": env, "since": now - timedelta(days=link_ttl_days)}
     con.execute(f"CREATE OR REPLACE TEMP TABLE edges AS {edges_sql()}", params)
     con.execute(f"CREATE OR REPLACE TEMP TABLE frontier AS SELECT DISTINCT uid, CAST($dpid AS INTEGER) AS n_dpid, uid AS n_id FROM {source}", {"dpid": dpid})
     con.execute("CREATE OR REPLACE TEMP TABLE resolved (uid VARCHAR, ns INTEGER, pid VARCHAR)")

@@ -51,8 +51,8 @@ def classify_sync(con: duckdb.DuckDBPyConnection, *, dpids: tuple[int, ...], c2c
                    WHEN ends_with(t, chr(9)) OR ends_with(t, ' ') THEN 'trailing_ws'
                    WHEN regexp_matches(t, {lit(CONTROL_RE)}) THEN 'control'
                    WHEN len(cols) <> {n} THEN 'column_count'
-                   WHEN list_bool_or(list_transform(cols, x -> x = '')) THEN 'empty_field'
-                   WHEN list_bool_or(list_transform(cols, x -> x <> trim(x, ' '))) THEN 'field_spaces'
+                   WHEN list_bool_or(list_transform(cols, lambda x: x = '')) THEN 'empty_field'
+                   WHEN list_bool_or(list_transform(cols, lambda x: x <> trim(x, ' '))) THEN 'field_spaces'
               END AS code0
             FROM s
         )
