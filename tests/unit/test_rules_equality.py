@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from onramp.rules.ast import Literal
-from onramp.rules.equality import MAX_DNF_TERMS, eq_token_for_literal, eq_tokens_for_value, equality_dnf, sql_eq_tokens
+from onramp.rules.equality import MAX_DNF_ATOMS, eq_token_for_literal, eq_tokens_for_value, equality_dnf, sql_eq_tokens
 from onramp.rules.parser import parse_trait_rule
 
 
@@ -75,9 +75,15 @@ def test_not_pure_equality(text):
     assert equality_dnf(parse_trait_rule(text)) is None
 
 
-def test_dnf_gives_up_beyond_the_term_limit():
-    clauses = " AND ".join(f"(a{i} == 1 OR b{i} == 2)" for i in range(7))  # 2**7 = 128 terms
-    assert 2**7 > MAX_DNF_TERMS
+def test_dnf_gives_up_when_distribution_explodes():
+    clauses = " AND ".join(f"(a{i} == 1 OR b{i} == 2)" for i in range(12))  # 4096 terms x 12 atoms
+    assert 2**12 * 12 > MAX_DNF_ATOMS
     assert equality_dnf(parse_trait_rule(clauses)) is None
-    six = " AND ".join(f"(a{i} == 1 OR b{i} == 2)" for i in range(6))  # 64 terms
-    assert len(equality_dnf(parse_trait_rule(six))) == 64
+    eight = " AND ".join(f"(a{i} == 1 OR b{i} == 2)" for i in range(8))  # 256 terms
+    assert len(equality_dnf(parse_trait_rule(eight))) == 256
+
+
+def test_a_long_list_of_values_stays_a_join():
+    rule = parse_trait_rule(" OR ".join(f"ic == {n}" for n in range(5000)))
+    dnf = equality_dnf(rule)
+    assert dnf is not None and len(dnf) == 5000

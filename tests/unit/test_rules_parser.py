@@ -64,3 +64,16 @@ def test_tree_shape(text, tree):
 def test_to_text_refuses_a_quoted_value_ending_in_a_backslash():
     with pytest.raises(ValueError):
         to_text(c("a", "==", "x\\"))
+
+
+def test_nesting_is_limited_with_a_column():
+    assert parse_trait_rule("NOT " * 100 + "a == 1") is not None
+    with pytest.raises(RuleSyntaxError) as info:
+        parse_trait_rule("NOT " * 101 + "a == 1")
+    assert info.value.column == 401
+
+
+def test_long_chains_do_not_recurse():
+    rule = parse_trait_rule(" OR ".join(f"k{i} contains x" for i in range(3000)))
+    assert len(rule_keys(rule)) == 3000
+    assert to_text(rule) == " OR ".join(f"k{i} contains x" for i in range(3000))

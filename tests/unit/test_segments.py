@@ -99,6 +99,8 @@ def test_more_than_5000_traits_is_a_problem():
     assert validate_segment(parse_segment_expression(exactly), types) == []
 
 
-def test_deep_expressions_parse():
-    text = "(" * 200 + "1T" + ")" * 200
-    assert parse_segment_expression(text) == TraitRef(1)
+def test_nesting_is_limited_with_a_column():
+    assert parse_segment_expression("(" * 100 + "1T" + ")" * 100) == TraitRef(1)
+    with pytest.raises(RuleSyntaxError) as info:
+        parse_segment_expression("(" * 101 + "1T" + ")" * 101)
+    assert info.value.column == 101

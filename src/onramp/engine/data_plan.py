@@ -96,9 +96,9 @@ def _split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE cls AS
         WITH dec AS (
-            SELECT file_idx, line_no, too_long, line AS raw, try(decode(line)) AS t0 FROM raw_lines
+            SELECT file_idx, line_no, too_long, try(decode(line)) AS t0 FROM raw_lines
         ), nb AS (
-            SELECT file_idx, line_no, too_long, raw, rtrim(t0, ' ') AS t FROM dec
+            SELECT file_idx, line_no, too_long, rtrim(t0, ' ') AS t FROM dec
              WHERE too_long OR t0 IS NULL OR rtrim(t0, ' ') <> ''
         ), sp AS (
             SELECT *,
@@ -107,7 +107,7 @@ def _split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
               CASE WHEN t IS NULL THEN 0 ELSE strpos(t, {tab}) END AS tab1 {extra}
             FROM nb
         )
-        SELECT file_idx, line_no, raw, t, {split} FROM sp"""
+        SELECT file_idx, line_no, {split} FROM sp"""
     )
 
 
@@ -151,7 +151,7 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
                    (d.line_no IS NOT NULL) AS is_discarded
               FROM cls c LEFT JOIN discarded d ON d.file_idx = c.file_idx AND d.line_no = c.line_no
         )
-        SELECT file_idx, line_no, raw, t, uid, rest, ns,
+        SELECT file_idx, line_no, uid, rest, ns,
                CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
           FROM c"""
     )
@@ -159,48 +159,46 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
 
 def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
     # Split on commas outside quotes; lines without quotes take the cheap string_split path.
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE items_raw AS
-        WITH src AS (
-            SELECT file_idx, line_no, rest, contains(rest, '"') AS quoted,
-                   CASE WHEN contains(rest, '"') THEN regexp_extract_all(rest, {lit(ITEM_SPLIT_RE)})
-                        ELSE string_split(rest, ',') END AS parts
-              FROM st WHERE code IS NULL
-        ), ok AS (
-            SELECT *, (NOT quoted OR regexp_full_match(rest, {lit(ITEM_LIST_RE)})) AS list_ok FROM src
-        )
-        SELECT file_idx, line_no, quoted, list_ok, trim(item, ' ') AS it, pos
-          FROM (SELECT *, unnest(parts) AS item, generate_subscripts(parts, 1) AS pos FROM ok)"""
-    )
+    # Forms are tested cheapest first: most items are unquoted key=value or d_sid=N.
+    kvq = lit(KV_QUOTED_RE)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE items AS
-        WITH f AS (
-            SELECT file_idx, line_no, pos, it, quoted, list_ok,
-              CASE WHEN regexp_full_match(it, '[0-9]+') THEN 'bare'
+        WITH src AS (
+            SELECT file_idx, line_no,
+                   CASE WHEN contains(rest, '"') THEN regexp_extract_all(rest, {lit(ITEM_SPLIT_RE)})
+                        ELSE string_split(rest, ',') END AS parts,
+                   (NOT contains(rest, '"') OR regexp_full_match(rest, {lit(ITEM_LIST_RE)})) AS list_ok
+              FROM st WHERE code IS NULL
+        ), u AS (
+            SELECT file_idx, line_no, list_ok, trim(item, ' ') AS it, pos
+              FROM (SELECT *, unnest(parts) AS item, generate_subscripts(parts, 1) AS pos FROM src)
+        ), f AS (
+            SELECT file_idx, line_no, pos, it, list_ok,
+              CASE WHEN NOT contains(it, '"') AND contains(it, '=') THEN
+                        CASE WHEN length(it) - length(replace(it, '=', '')) = 1 THEN 'kv' ELSE 'bad' END
+                   WHEN contains(it, '"') THEN CASE WHEN regexp_full_match(it, {kvq}) THEN 'kvq' ELSE 'bad' END
+                   WHEN regexp_full_match(it, '[0-9]+') THEN 'bare'
                    WHEN regexp_full_match(it, '[0-9]+:(?:0|-1)') THEN 'colon'
-                   WHEN NOT contains(it, '"') AND contains(it, '=')
-                        AND length(it) - length(replace(it, '=', '')) = 1 THEN 'kv'
-                   WHEN contains(it, '"') AND regexp_full_match(it, {lit(KV_QUOTED_RE)}) THEN 'kvq'
                    ELSE 'bad' END AS form
-              FROM items_raw WHERE it <> ''
+              FROM u WHERE it <> ''
         ), kv AS (
             SELECT *,
               CASE form WHEN 'kv' THEN trim(split_part(it, '=', 1), ' ')
-                        WHEN 'kvq' THEN CASE WHEN starts_with(it, '"') THEN regexp_extract(it, {lit(KV_QUOTED_RE)}, 1)
-                                             ELSE regexp_extract(it, {lit(KV_QUOTED_RE)}, 2) END END AS k_raw,
+                        WHEN 'kvq' THEN CASE WHEN starts_with(it, '"') THEN regexp_extract(it, {kvq}, 1)
+                                             ELSE regexp_extract(it, {kvq}, 2) END END AS k_raw,
               CASE form WHEN 'kv' THEN trim(split_part(it, '=', 2), ' ')
-                        WHEN 'kvq' THEN CASE WHEN ends_with(it, '"') THEN regexp_extract(it, {lit(KV_QUOTED_RE)}, 3)
-                                             ELSE regexp_extract(it, {lit(KV_QUOTED_RE)}, 4) END
+                        WHEN 'kvq' THEN CASE WHEN ends_with(it, '"') THEN regexp_extract(it, {kvq}, 3)
+                                             ELSE regexp_extract(it, {kvq}, 4) END
                         WHEN 'bare' THEN it
                         WHEN 'colon' THEN split_part(it, ':', 1) END AS v
               FROM f
         ), k AS (
             SELECT *, CASE WHEN form IN ('kv', 'kvq') THEN lower(ltrim(k_raw, '-')) WHEN form = 'bare' THEN 'ic' END AS k FROM kv
         )
-        SELECT file_idx, line_no, pos, it, k, v,
+        SELECT file_idx, line_no, pos, k, v,
           CASE WHEN form = 'colon' THEN 'remove'
-               WHEN form IN ('kv', 'kvq') AND k = 'd_sid' THEN 'add'
-               WHEN form IN ('kv', 'kvq') AND k = 'd_unsid' THEN 'remove'
+               WHEN k = 'd_sid' THEN 'add'
+               WHEN k = 'd_unsid' THEN 'remove'
                ELSE 'signal' END AS kind,
           (NOT list_ok OR form = 'bad' OR (form IN ('kv', 'kvq') AND (k = '' OR v = ''))
              OR (k IN ('d_sid', 'd_unsid') AND NOT regexp_full_match(v, '[0-9]+'))) AS malformed
@@ -209,7 +207,7 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
     # A line is a Format Error if any item is malformed or no item is left (D-26, D-31).
     con.execute(
         """CREATE OR REPLACE TEMP TABLE item_status AS
-        SELECT s.file_idx, s.line_no,
+        SELECT s.file_idx, s.line_no, s.uid, s.ns AS odc_ns, coalesce(i.n, 0) AS n_items,
                CASE WHEN i.n IS NULL THEN 'no_items' WHEN i.bad THEN 'malformed_item' END AS code
           FROM st s LEFT JOIN (
                 SELECT file_idx, line_no, count(*) AS n, bool_or(malformed) AS bad FROM items GROUP BY ALL
@@ -219,11 +217,7 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _resolve(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE ev_lines AS
-        SELECT s.file_idx, s.line_no, s.uid, s.ns AS odc_ns FROM st s
-          JOIN item_status i ON i.file_idx = s.file_idx AND i.line_no = s.line_no WHERE i.code IS NULL"""
-    )
+    """``line_profile(file_idx, line_no, ns, pid, n_items)`` for lines that parsed; pid NULL = no match."""
     kind = plan.id_kind
     if plan.odc:
         prof = "odc_ns AS ns, uid AS pid"
@@ -232,48 +226,88 @@ def _resolve(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
     elif kind in (ID_DEVICE, ID_CROSS_DEVICE):
         prof = f"{int(plan.file_dpid)} AS ns, uid AS pid"
     else:
-        resolve_ids(con, source="ev_lines", dpid=plan.file_dpid, env=plan.env, now=plan.now,
+        con.execute("CREATE OR REPLACE TEMP TABLE ev_ids AS SELECT DISTINCT uid FROM item_status WHERE code IS NULL")
+        resolve_ids(con, source="ev_ids", dpid=plan.file_dpid, env=plan.env, now=plan.now,
                     link_ttl_days=plan.link_ttl_days, max_hops=plan.max_hops)
         con.execute(
             """CREATE OR REPLACE TEMP TABLE line_profile AS
-            SELECT e.file_idx, e.line_no, r.ns, r.pid FROM ev_lines e LEFT JOIN resolved r ON r.uid = e.uid"""
+            SELECT e.file_idx, e.line_no, r.ns, r.pid, e.n_items FROM item_status e LEFT JOIN resolved r ON r.uid = e.uid
+             WHERE e.code IS NULL"""
         )
         return
-    con.execute(f"CREATE OR REPLACE TEMP TABLE line_profile AS SELECT file_idx, line_no, {prof} FROM ev_lines")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE line_profile AS SELECT file_idx, line_no, {prof}, n_items FROM item_status WHERE code IS NULL")
 
 
 def _evaluate(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> None:
-    from onramp.rules.equality import sql_eq_tokens
+    """Per-line R, X, used signals and failed validations (§3.9, §4.6).
 
+    Works on the items of every parsed line; lines that end in another bucket are
+    filtered out when results are collected, which is cheaper than filtering items first.
+    """
     load_rulebook_tables(con, book)
     owner = int(plan.owner_dpid)
     overwrite = "true" if plan.overwrite else "false"
-    # Lines that reach trait evaluation: parsed and resolved (§3.7).
-    con.execute("CREATE OR REPLACE TEMP TABLE evl AS SELECT * FROM line_profile WHERE pid IS NOT NULL")
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE eitems AS
-        SELECT i.* FROM items i SEMI JOIN evl e ON e.file_idx = i.file_idx AND e.line_no = i.line_no"""
-    )
-    # Directives (§3.9, §4.6.1): valid, failed validation, unknown trait, or ignored removal.
+    # Directives: valid, failed validation, unknown trait, or ignored removal.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE dirs AS
-        SELECT i.file_idx, i.line_no, i.pos, i.kind, TRY_CAST(i.v AS INTEGER) AS sid,
+        SELECT i.file_idx, i.line_no, i.pos, i.kind, t.sid,
           CASE WHEN i.kind = 'remove' AND {overwrite} THEN 'ignored'
                WHEN t.sid IS NULL THEN 'unknown'
                WHEN t.data_source = {owner} AND t.type = 'onboarded' THEN 'valid'
                ELSE 'failed' END AS status
-          FROM eitems i LEFT JOIN traits t ON t.sid = TRY_CAST(i.v AS INTEGER)
-         WHERE i.kind IN ('add', 'remove')"""
+          FROM items i LEFT JOIN traits t ON t.sid = TRY_CAST(i.v AS INTEGER)
+         WHERE i.kind IN ('add', 'remove') AND NOT i.malformed"""
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE sigs AS SELECT file_idx, line_no, pos, k, v FROM eitems WHERE kind = 'signal'")
+    con.execute("CREATE OR REPLACE TEMP TABLE rule_hits (file_idx INTEGER, line_no BIGINT, sid INTEGER)")
+    con.execute("CREATE OR REPLACE TEMP TABLE sig_used (file_idx INTEGER, line_no BIGINT, pos BIGINT, sid INTEGER)")
+    if book.eq_atoms or book.complex_rules:
+        _evaluate_rules(con, book)
+    # One aggregation per line over every fact an item contributed.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE rule_hits AS
-        SELECT s.file_idx, s.line_no, a.sid
-          FROM (SELECT file_idx, line_no, k, unnest({sql_eq_tokens('v')}) AS tok FROM sigs) s
-          JOIN eq_atoms a ON a.key = s.k AND a.token = s.tok
-         GROUP BY s.file_idx, s.line_no, a.sid, a.term
-        HAVING count(DISTINCT a.atom) = any_value(a.n_atoms)"""
+        """CREATE OR REPLACE TEMP TABLE line_eval AS
+        WITH facts AS (
+            SELECT file_idx, line_no, pos,
+                   CASE WHEN kind = 'add' AND status = 'valid' THEN sid END AS realized,
+                   status = 'valid' AS used,
+                   kind = 'remove' AND status = 'valid' AS removal,
+                   status = 'failed' AS failed
+              FROM dirs
+            UNION ALL SELECT file_idx, line_no, NULL, sid, false, false, false FROM rule_hits
+            UNION ALL SELECT DISTINCT file_idx, line_no, pos, NULL::INTEGER, true, false, false FROM sig_used
+        )
+        SELECT file_idx, line_no,
+               count(DISTINCT realized) AS n_realized,
+               count(DISTINCT pos) FILTER (WHERE used) AS n_used,
+               count(*) FILTER (WHERE removal) AS n_removals,
+               count(*) FILTER (WHERE failed) AS n_failed
+          FROM facts GROUP BY file_idx, line_no"""
     )
+    # Trait changes in item order; a rule realization sits at its last contributing signal.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE line_ops AS
+        SELECT file_idx, line_no, pos, sid, kind AS op FROM dirs WHERE status = 'valid'
+        UNION ALL
+        SELECT h.file_idx, h.line_no, coalesce(max(u.pos), 0) AS pos, h.sid, 'add' AS op
+          FROM (SELECT DISTINCT file_idx, line_no, sid FROM rule_hits) h
+          LEFT JOIN sig_used u ON u.file_idx = h.file_idx AND u.line_no = h.line_no AND u.sid = h.sid
+         GROUP BY h.file_idx, h.line_no, h.sid"""
+    )
+
+
+def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
+    from onramp.rules.equality import sql_eq_tokens
+
+    con.execute("CREATE OR REPLACE TEMP TABLE sigs AS SELECT file_idx, line_no, pos, k, v FROM items WHERE kind = 'signal' AND NOT malformed")
+    if book.eq_atoms:
+        # Equality rules are a join of (key, token) against the atom table, not a scan per rule.
+        con.execute(
+            f"""INSERT INTO rule_hits
+            SELECT s.file_idx, s.line_no, a.sid
+              FROM (SELECT file_idx, line_no, k, unnest({sql_eq_tokens('v')}) AS tok FROM sigs) s
+              JOIN eq_atoms a ON a.key = s.k AND a.token = s.tok
+             GROUP BY s.file_idx, s.line_no, a.sid, a.term
+            HAVING count(DISTINCT a.atom) = any_value(a.n_atoms)"""
+        )
     if book.complex_rules:
         arms = ", ".join(f"CASE WHEN {expr} THEN {int(sid)} END" for sid, expr in book.complex_rules)
         con.execute(
@@ -281,55 +315,21 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) ->
             WITH ls AS (
                 SELECT e.file_idx, e.line_no,
                        coalesce(list({{'k': s.k, 'v': s.v}}) FILTER (WHERE s.k IS NOT NULL), []) AS signals
-                  FROM evl e LEFT JOIN sigs s ON s.file_idx = e.file_idx AND s.line_no = e.line_no
+                  FROM line_profile e LEFT JOIN sigs s ON s.file_idx = e.file_idx AND s.line_no = e.line_no
                  GROUP BY e.file_idx, e.line_no
             )
             SELECT file_idx, line_no, sid FROM (SELECT file_idx, line_no, unnest([{arms}]) AS sid FROM ls) WHERE sid IS NOT NULL"""
         )
-    # R (§4.6.3): rule realizations and valid d_sid adds; X: valid removals (.sync only).
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE realized AS
-        SELECT DISTINCT file_idx, line_no, sid FROM (
-            SELECT file_idx, line_no, sid FROM rule_hits
-            UNION ALL SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid')"""
-    )
+    con.execute("CREATE OR REPLACE TEMP TABLE rule_hits AS SELECT DISTINCT file_idx, line_no, sid FROM rule_hits")
     # A signal is used when its key occurs in the rule of a trait realized from its line.
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE sig_used AS
+        """INSERT INTO sig_used
         SELECT s.file_idx, s.line_no, s.pos, r.sid
-          FROM sigs s JOIN realized r ON r.file_idx = s.file_idx AND r.line_no = s.line_no
+          FROM sigs s
+          JOIN (SELECT file_idx, line_no, sid FROM rule_hits
+                UNION SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid') r
+            ON r.file_idx = s.file_idx AND r.line_no = s.line_no
           JOIN rule_keys k ON k.sid = r.sid AND k.key = s.k"""
-    )
-    # Trait changes in item order; a rule realization sits at its last contributing signal.
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE line_ops AS
-        SELECT file_idx, line_no, pos, sid, kind AS op FROM dirs
-         WHERE status = 'valid'
-        UNION ALL
-        SELECT h.file_idx, h.line_no, coalesce(max(u.pos), 0) AS pos, h.sid, 'add' AS op
-          FROM (SELECT DISTINCT file_idx, line_no, sid FROM rule_hits) h
-          LEFT JOIN sig_used u ON u.file_idx = h.file_idx AND u.line_no = h.line_no AND u.sid = h.sid
-         GROUP BY h.file_idx, h.line_no, h.sid"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE line_eval AS
-        WITH n AS (SELECT file_idx, line_no, count(*) AS n_items FROM eitems GROUP BY ALL),
-             used AS (
-                SELECT file_idx, line_no, count(*) AS n_used FROM (
-                    SELECT DISTINCT file_idx, line_no, pos FROM sig_used
-                    UNION ALL SELECT file_idx, line_no, pos FROM dirs WHERE status = 'valid') GROUP BY ALL),
-             r AS (SELECT file_idx, line_no, count(*) AS n_realized FROM realized GROUP BY ALL),
-             x AS (SELECT file_idx, line_no, count(*) AS n_removals FROM dirs WHERE kind = 'remove' AND status = 'valid' GROUP BY ALL),
-             fv AS (SELECT file_idx, line_no, count(*) AS n_failed FROM dirs WHERE status = 'failed' GROUP BY ALL)
-        SELECT e.file_idx, e.line_no, e.ns, e.pid,
-               n.n_items, coalesce(used.n_used, 0) AS n_used, coalesce(r.n_realized, 0) AS n_realized,
-               coalesce(x.n_removals, 0) AS n_removals, coalesce(fv.n_failed, 0) AS n_failed
-          FROM evl e
-          JOIN n USING (file_idx, line_no)
-          LEFT JOIN used USING (file_idx, line_no)
-          LEFT JOIN r USING (file_idx, line_no)
-          LEFT JOIN x USING (file_idx, line_no)
-          LEFT JOIN fv USING (file_idx, line_no)"""
     )
 
 
@@ -337,15 +337,17 @@ def _collect(con: duckdb.DuckDBPyConnection) -> None:
     """One row per non-blank line with its final code (§3.7 order) and counters."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE line_result AS
-        SELECT s.file_idx, s.line_no, s.raw, s.t,
+        SELECT s.file_idx, s.line_no,
                CASE WHEN s.code IS NOT NULL THEN s.code
                     WHEN i.code IS NOT NULL THEN i.code
                     WHEN lp.pid IS NULL THEN 'no_matching_id'
-                    WHEN le.n_realized + le.n_removals > 0 THEN 'stored'
+                    WHEN coalesce(le.n_realized, 0) + coalesce(le.n_removals, 0) > 0 THEN 'stored'
                     ELSE 'no_trait' END AS code,
-               le.ns, le.pid,
-               coalesce(le.n_items, 0) AS n_items, coalesce(le.n_items - le.n_used, 0) AS n_unused,
-               coalesce(le.n_realized, 0) AS n_realized, coalesce(le.n_failed, 0) AS n_failed
+               lp.ns, lp.pid,
+               coalesce(lp.n_items, 0) AS n_items,
+               coalesce(lp.n_items - coalesce(le.n_used, 0), 0) AS n_unused,
+               coalesce(le.n_realized, 0) AS n_realized,
+               CASE WHEN lp.pid IS NOT NULL THEN coalesce(le.n_failed, 0) ELSE 0 END AS n_failed
           FROM st s
           LEFT JOIN item_status i ON i.file_idx = s.file_idx AND i.line_no = s.line_no
           LEFT JOIN line_profile lp ON lp.file_idx = s.file_idx AND lp.line_no = s.line_no

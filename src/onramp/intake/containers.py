@@ -126,7 +126,7 @@ def _decrypted(
     os.close(fd)
     plain_path = Path(name)
     try:
-        # One byte past the limit is enough to know the file is too large.
+        # gpg is stopped once the plaintext passes the limit (a PGP compression bomb).
         info = keyring.decrypt_file(path, plain_path, max_bytes=limits.max_uncompressed_bytes)
         if not info.ok and not info.too_large:
             raise FileRejected(

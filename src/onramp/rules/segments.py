@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Union
 
-from onramp.rules.ast import OPERATOR_ALIASES, And, Not, Or, render_boolean, walk
+from onramp.rules.ast import OPERATOR_ALIASES, And, Not, Or, chain, render_boolean, walk
 from onramp.rules.parser import BooleanParser
 from onramp.rules.tokens import SEGMENT_LEXICON, Token, TokenType, tokenize
 
@@ -167,8 +167,8 @@ def _frequency(node: Frequency, realizations: Mapping[int, Sequence[datetime]], 
 _NODES: dict[type, Callable[..., bool]] = {
     TraitRef: lambda n, r, now: len(r.get(n.sid, ())) > 0,
     Frequency: _frequency,
-    And: lambda n, r, now: evaluate_segment(n.left, r, now) and evaluate_segment(n.right, r, now),
-    Or: lambda n, r, now: evaluate_segment(n.left, r, now) or evaluate_segment(n.right, r, now),
+    And: lambda n, r, now: all(evaluate_segment(operand, r, now) for operand in chain(n)),
+    Or: lambda n, r, now: any(evaluate_segment(operand, r, now) for operand in chain(n)),
     Not: lambda n, r, now: not evaluate_segment(n.operand, r, now),
 }
 

@@ -66,8 +66,10 @@ def collect_data(con: duckdb.DuckDBPyConnection, rkey: str, names: dict[int, str
                CASE WHEN r.code IN ({diag}) THEN coalesce(nullif(split_part(onramp_diagnose(r.raw, {odc}), chr(31), 2), ''), c.hint)
                     ELSE c.hint END,
                {_excerpt('r.t', 'r.raw')}
-          FROM line_result r JOIN code_text c ON c.code = r.code JOIN part_names n ON n.file_idx = r.file_idx
-         WHERE r.code <> 'stored'""",
+          FROM (SELECT lr.file_idx, lr.line_no, lr.code, lr.n_failed, rl.line AS raw, rtrim(try(decode(rl.line)), ' ') AS t
+                  FROM line_result lr JOIN raw_lines rl ON rl.file_idx = lr.file_idx AND rl.line_no = lr.line_no
+                 WHERE lr.code <> 'stored') r
+          JOIN code_text c ON c.code = r.code JOIN part_names n ON n.file_idx = r.file_idx""",
         [rkey],
     )
 
@@ -78,7 +80,10 @@ def collect_sync(con: duckdb.DuckDBPyConnection, rkey: str, name: str, settings:
     con.execute(
         f"""INSERT INTO rejects
         SELECT ?, ?, r.line_no, c.bucket, c.reason, c.hint, left(coalesce(r.t, CAST(r.raw AS VARCHAR)), {EXCERPT_BYTES})
-          FROM sync_result r JOIN code_text c ON c.code = r.code WHERE r.code <> 'stored'""",
+          FROM (SELECT sr.line_no, sr.code, rl.line AS raw, try(decode(rl.line)) AS t
+                  FROM sync_result sr JOIN raw_lines rl ON rl.file_idx = sr.file_idx AND rl.line_no = sr.line_no
+                 WHERE sr.code <> 'stored') r
+          JOIN code_text c ON c.code = r.code""",
         [rkey, name],
     )
 

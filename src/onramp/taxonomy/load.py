@@ -32,7 +32,6 @@ FIELD_HINTS = {
     "crm_retention_days": "accepted range is 30 to 1825 days; default 720",
     "ttl_days": "accepted range is 0 to 36500 days; 0 = never expires [D-41]",
     "split_size": "bytes per part, at most 1 TB",
-    "name": "names are 1 to 255 characters",
 }
 
 
@@ -46,10 +45,8 @@ def load_taxonomy(text: str) -> tuple[Taxonomy, list[Problem]]:
     document = _parse_yaml(text, problems)
     if document is _BROKEN:
         raise TaxonomyError(problems)
-    if document is None and not problems:
-        return Taxonomy(), []
     if document is None:
-        document = {}
+        document = {}  # an empty file (or only comments) is an empty taxonomy
     if not isinstance(document, dict):
         problems.append(
             Problem(ROOT, "the file must be a mapping of sections", f"start with one of: {', '.join(SECTIONS)}")

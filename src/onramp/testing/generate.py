@@ -3,8 +3,8 @@
 Everything proportional to the number of lines is numpy work on whole chunks; Python
 only loops over chunks and over the small vocabularies. A chunk is a sequence of
 tokens (a line's ``\\n<user ID>\\t`` head, then its items, each carrying its leading
-separator); ``_assemble`` concatenates them with one 8-byte gather and scatter per
-token word, which on a 2-core machine writes ~10M lines in seconds.
+separator) that ``_assemble`` concatenates with one numpy gather and scatter per 16-byte
+unit of token, so a 2-core machine writes 10M lines in well under a minute.
 
 Identities are pure functions of a user index: ``user_uuid(7)`` is always the same
 device and ``user_crm_id(7)`` the same customer, whatever the seed, so a sync file links
@@ -32,12 +32,16 @@ KV_DPID = 22  # cross-device source, column 1 = CRM IDs, traits with rules
 FIRST_ONBOARDED_SID = 100_000
 FIRST_RULE_SID = 200_000
 
-CHUNK_LINES = 1_000_000
-KV_ITEM_POOL = 1 << 21  # rendered key-value items that lines draw from (see _KvItems)
-GZIP_LEVEL = 6  # with pigz; python-isal's levels are 0..3 and its 3 is close to zlib's 6 in size
-ISAL_LEVEL = 3
+CHUNK_LINES = 1_000_000  # d_sid and sync lines per numpy chunk
+KV_CHUNK_LINES = 500_000  # key-value lines are ~2x longer
+KV_ITEM_POOL = 1 << 18  # rendered key-value items per chunk that its lines draw from (_KvItems)
+GZIP_LEVEL = 6  # with pigz; python-isal has levels 0..3 and its default 2 is ~5-15 % larger than gzip -6
+ISAL_LEVEL = 2
 
 _U64 = np.uint64
+_SLACK = 256  # bytes after a token pool; no token is longer
+_UNIT = 16  # bytes copied per fancy-index element when assembling lines
+_UNIT_DTYPE = np.dtype(f"V{_UNIT}")
 _CRM_MIN, _CRM_MAX = 12, 24
 _DIGITS = np.frombuffer(bytes(48 + b % 10 for b in range(256)), dtype=np.uint8)
 _CRM_CHARS = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" * 4, dtype=np.uint8)
@@ -165,78 +169,92 @@ def _zipf(n: int, a: float) -> np.ndarray:
     return 1.0 / np.power(np.arange(1, n + 1, dtype=np.float64), a)
 
 
+def _pad(n: np.ndarray | int) -> Any:
+    """Round up to a multiple of the copy unit."""
+    return (n + _UNIT - 1) // _UNIT * _UNIT
+
+
 class _Tokens:
-    """Byte strings end to end in one ``uint8`` pool (plus slack), token i at offset[i]."""
+    """Byte strings in one ``uint8`` pool, each starting on a copy-unit boundary.
+
+    ``reserve`` bytes after the tokens take each chunk's user-ID heads (``_heads``); the
+    pool ends with slack so that ``_assemble`` may read whole units past any token.
+    """
 
     def __init__(self, tokens: Sequence[str | bytes], reserve: int = 0) -> None:
         raw = [t.encode() if isinstance(t, str) else t for t in tokens]
         self.length = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
-        self.offset = np.cumsum(self.length) - self.length
-        self.size = int(self.length.sum())
-        # ``reserve`` bytes after the tokens hold each chunk's user-ID heads.
-        self.pool = np.zeros(self.size + reserve + 8, dtype=np.uint8)
-        self.pool[: self.size] = np.frombuffer(b"".join(raw), dtype=np.uint8)
+        slots = _pad(self.length)
+        self.offset = np.cumsum(slots) - slots
+        self.size = int(slots.sum())
+        self.pool = np.zeros(self.size + _pad(reserve) + _SLACK, dtype=np.uint8)
+        self.pool[: self.size] = np.frombuffer(b"".join(t.ljust(_pad(len(t)), b"\0") for t in raw), dtype=np.uint8)
 
 
-def _words(buf: np.ndarray) -> np.ndarray:
-    """Every byte offset of ``buf`` as an unaligned little-endian uint64: view[i] = buf[i:i+8]."""
-    return np.ndarray((len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
+def _units(buf: np.ndarray) -> np.ndarray:
+    """Every byte offset of ``buf`` as the start of an unaligned copy unit: view[i] = buf[i:i+16]."""
+    return np.ndarray((len(buf) - _UNIT + 1,), dtype=_UNIT_DTYPE, buffer=buf, strides=(1,))
 
 
-def _assemble(pool: np.ndarray, offset: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """``pool[offset[i]:offset[i] + length[i]]`` for all i, concatenated (pool needs 8 bytes slack).
+def _assemble(
+    pool: np.ndarray, offset: np.ndarray, length: np.ndarray, start: np.ndarray | None = None, size: int = 0
+) -> np.ndarray:
+    """``pool[offset[i]:offset[i] + length[i]]`` for all i, concatenated (or placed at ``start``).
 
-    Tokens are copied 8 bytes at a time, so the last word of a token spills up to 7 bytes
-    of garbage into the next token's place. Copying word j of every token for j from the
-    highest down to 0, in token order within each j, makes every byte's last write the one
-    of the token that owns it (numpy applies 1-D fancy assignment in index order; the
-    round-trip test of this module checks it).
+    Offsets are multiples of the 16-byte copy unit, so tokens are read as aligned units and
+    written unaligned: unit j of token i goes to ``start[i] + 16j``. A unit may carry bytes
+    past the token's end into the place of later tokens. Writing the units from the highest
+    j down to 0, and the tokens in order within each j (numpy applies a 1-D fancy assignment
+    in index order; the round-trip test checks it), makes the last write of every byte the
+    one of the token that owns it — even when a short token writes more units than it has.
+    So every token takes part in the low units and only long tokens in the high ones.
     """
-    ends = np.cumsum(length)
-    total = int(ends[-1]) if len(ends) else 0
-    start = ends - length
-    out = np.zeros(total + 8, dtype=np.uint8)
-    src, dst = _words(pool), _words(out)
-    n_words = (length + 7) >> 3
-    levels: list[np.ndarray | None] = [None]  # token indices with more than j words; None = all
-    while True:
-        prev = levels[-1]
-        more = np.flatnonzero(n_words > len(levels)) if prev is None else prev[n_words[prev] > len(levels)]
-        if not len(more):
-            break
-        levels.append(more)
-    for j in range(len(levels) - 1, -1, -1):
-        sel = levels[j]
-        if sel is None:
-            dst[start] = src[offset]
-        else:
-            dst[start[sel] + 8 * j] = src[offset[sel] + 8 * j]
-    return out[:total]
-
-
-def _heads(rows: np.ndarray, tokens: _Tokens) -> tuple[np.ndarray, np.ndarray]:
-    """Copy ``\\n<ID>\\t`` rows into the reserved part of the pool; their offsets and lengths.
-
-    The first head skips its ``\\n`` (the chunk writer ends every chunk with one instead).
-    """
-    n, width = rows.shape
-    area = tokens.pool[tokens.size : tokens.size + n * width]
-    area[:] = rows.reshape(-1)
-    offset = tokens.size + np.arange(n, dtype=np.int64) * width
-    length = (rows != 0).sum(axis=1).astype(np.int64)
-    offset[0] += 1
-    length[0] -= 1
-    return offset, length
+    if start is None:
+        ends = np.cumsum(length)
+        size = int(ends[-1]) if len(ends) else 0
+        start = ends - length
+    n_units = (length + _UNIT - 1) // _UNIT
+    counts = np.bincount(n_units) if len(n_units) else np.zeros(1, dtype=np.int64)
+    u_max = len(counts) - 1
+    # Units 0..u_all-1 for every token, u_all..u_max-1 only for tokens longer than u_all units.
+    longer = len(length) - np.cumsum(counts)
+    u_all = int(np.argmin([len(length) * u + longer[u] * (u_max - u) for u in range(u_max + 1)]))
+    out = np.empty(size + _UNIT * (u_max + 1), dtype=np.uint8)
+    src, dst = pool.view(_UNIT_DTYPE), _units(out)
+    unit = offset // _UNIT
+    if u_all < u_max:
+        sel = np.flatnonzero(n_units > u_all)
+        s_long, u_long = start[sel], unit[sel]
+        for j in range(u_max - 1, u_all - 1, -1):
+            dst[s_long + _UNIT * j] = src[u_long + j]
+    s, u = start + _UNIT * (u_all - 1), unit + (u_all - 1)
+    for _ in range(u_all):
+        dst[s] = src[u]
+        s -= _UNIT
+        u -= 1
+    return out[:size]
 
 
 def _head_rows(ids: np.ndarray) -> np.ndarray:
-    """``\\n`` + ID + ``\\t`` rows from a zero-padded ID matrix."""
+    """``\\n<ID>\\t`` rows (width a multiple of 8) from a zero-padded ID matrix.
+
+    Each line starts with the terminator of the line before; the chunk writer drops the
+    file's first byte and ends the file with a ``\\n``.
+    """
     n, width = ids.shape
-    rows = np.zeros((n, width + 2), dtype=np.uint8)
+    rows = np.zeros((n, _pad(width + 2)), dtype=np.uint8)
     rows[:, 0] = 10
     rows[:, 1 : width + 1] = ids
     rows[np.arange(n), 1 + (ids != 0).sum(axis=1)] = 9
     return rows
+
+
+def _heads(rows: np.ndarray, tokens: _Tokens) -> tuple[np.ndarray, np.ndarray]:
+    """Copy head rows into the reserved part of the pool; their offsets and lengths."""
+    n, width = rows.shape
+    tokens.pool[tokens.size : tokens.size + n * width] = rows.reshape(-1)
+    offset = tokens.size + np.arange(n, dtype=np.int64) * width
+    return offset, (rows != 0).sum(axis=1).astype(np.int64)
 
 
 def _lines(
@@ -301,12 +319,19 @@ class _Sink:
 
 
 def _write_chunks(
-    path: str | os.PathLike[str], n_lines: int, build: Callable[[int, int, int], np.ndarray], compressor: str
+    path: str | os.PathLike[str],
+    n_lines: int,
+    build: Callable[[int, int, int], np.ndarray],
+    compressor: str,
+    chunk_lines: int,
 ) -> dict[str, Any]:
+    """Write ``build(chunk_index, first_line, n)`` for every chunk; each chunk starts with "\\n"."""
     sink = _Sink(path, compressor)
     try:
-        for index, start in enumerate(range(0, n_lines, CHUNK_LINES)):
-            sink.write(build(index, start, min(CHUNK_LINES, n_lines - start)))
+        for index, start in enumerate(range(0, n_lines, chunk_lines)):
+            chunk = build(index, start, min(chunk_lines, n_lines - start))
+            sink.write(chunk[1:] if index == 0 else chunk)
+        if n_lines:
             sink.write(np.frombuffer(b"\n", dtype=np.uint8))
     finally:
         sink.close()
@@ -322,14 +347,14 @@ _DSID_SEPS = ("", ",", ", ")
 class _DsidItems:
     """Item tokens ``<sep>d_sid=N`` / ``<sep>d_unsid=N`` and a Zipf sampler over the SIDs."""
 
-    def __init__(self, sids: np.ndarray, zipf_a: float, seed: int) -> None:
+    def __init__(self, sids: np.ndarray, zipf_a: float, seed: int, chunk_lines: int) -> None:
         self.n = len(sids)
         # The trait behind each Zipf rank is random, not simply the lowest SID.
         weights = np.empty(self.n)
         weights[np.random.default_rng([seed, 2121]).permutation(self.n)] = _zipf(self.n, zipf_a)
         self.sids = _Categorical(weights)
         names = [f"{sep}{d}={s}" for sep in _DSID_SEPS for d in ("d_sid", "d_unsid") for s in sids.tolist()]
-        self.tokens = _Tokens(names, reserve=CHUNK_LINES * 40)
+        self.tokens = _Tokens(names, reserve=chunk_lines * _pad(40))  # heads: LF, 38 digits, TAB
 
     def token(self, sep: np.ndarray, unsid: np.ndarray, sid: np.ndarray) -> np.ndarray:
         return (sep * 2 + unsid) * self.n + sid
@@ -380,13 +405,14 @@ def write_dsid_file(
     are drawn uniformly from ``n_users`` (default ``n_lines``) and map to ``user_uuid(u)``.
     Returns ``{"path", "lines", "bytes" (uncompressed), "file_bytes"}``.
     """
-    items = _DsidItems(np.fromiter(sids, dtype=np.int64), zipf_a, seed)
+    chunk_lines = CHUNK_LINES
+    items = _DsidItems(np.fromiter(sids, dtype=np.int64), zipf_a, seed, chunk_lines)
     users = n_users or max(n_lines, 1)
 
     def build(index: int, _start: int, n: int) -> np.ndarray:
         return _dsid_chunk(_chunk_rng(seed, 21, index), n, users, items)
 
-    return _write_chunks(path, n_lines, build, compressor)
+    return _write_chunks(path, n_lines, build, compressor, chunk_lines)
 
 
 # --- the benchmark taxonomy ---------------------------------------------------------------
@@ -512,8 +538,23 @@ def bench_taxonomy(
 
 # --- key-value files -----------------------------------------------------------------------
 
+def _random_strings(alphabet: bytes, length: int) -> Callable[[np.random.Generator, int], list[str]]:
+    chars = np.frombuffer(alphabet, dtype=np.uint8)
+    return lambda rng, n: [r.tobytes().decode() for r in chars[rng.integers(0, len(chars), (n, length))]]
+
+
+# Keys partners send that no rule reads: they become unused signals. p_ values are private (§4.2).
+_UNRULED_KEYS: dict[str, Callable[[np.random.Generator, int], list[str]]] = {
+    "c_session": _random_strings(b"abcdefghijklmnopqrstuvwxyz0123456789", 16),
+    "c_referrer": lambda rng, n: [f"www.{a}.example/{b}" for a, b in zip(rng.choice(_WORDS, n), rng.choice(_WORDS, n))],
+    "c_visits": lambda rng, n: [str(v) for v in rng.integers(1, 500, n)],
+    "p_email_sha256": _random_strings(b"0123456789abcdef", 64),
+}
+
 _EQ_RE = re.compile(r'^\s*([A-Za-z0-9_-]+)\s*==\s*(?:"([^"]*)"|(-?\d+(?:\.\d+)?))\s*$')
-_RANGE_RE = re.compile(r"^\s*\(?\s*([A-Za-z0-9_-]+)\s*(?:>=|=>)\s*(-?[\d.]+)\s+AND\s+\1\s*<=\s*(-?[\d.]+)\s*\)?\s*$", re.I)
+_RANGE_RE = re.compile(
+    r"^\s*\(?\s*([A-Za-z0-9_-]+)\s*(?:>=|=>)\s*(-?[\d.]+)\s+AND\s+\1\s*<=\s*(-?[\d.]+)\s*\)?\s*$", re.I
+)
 _CONTAINS_RE = re.compile(r'^\s*([A-Za-z0-9_-]+)\s+contains\s+"([^"]*)"\s*$', re.I)
 
 
@@ -550,9 +591,13 @@ class _KvVocabulary:
             n_rules[m[1]] = n_rules.get(m[1], 0) + 1
         if not n_rules:
             raise ValueError("the taxonomy has no equality, range or contains rules to write key-value lines for")
-        self.keys = sorted(n_rules)
-        key_weight = np.array([(n_rules[k] + 20) ** 0.6 for k in self.keys])
-        key_weight /= key_weight.sum()
+        ruled = sorted(n_rules)
+        # Keys no rule reads (unused signals), ~8 % of the pairs.
+        unruled = [k for k in _UNRULED_KEYS if k not in n_rules]
+        self.keys = ruled + unruled
+        key_weight = np.array([(n_rules[k] + 20) ** 0.6 for k in ruled])
+        unruled_weight = np.full(len(unruled), 0.08 / max(1, len(unruled)))
+        key_weight = np.concatenate([key_weight / key_weight.sum() * (1 - unruled_weight.sum()), unruled_weight])
         values: list[str] = []
         weights: list[np.ndarray] = []
         value_key: list[int] = []
@@ -563,6 +608,8 @@ class _KvVocabulary:
                 vals += self._numbers(rng, ranges[key], 1000)
             if key in contains:
                 vals += self._texts(rng, key, contains[key], 600)
+            if key in unruled:
+                vals += _UNRULED_KEYS[key](rng, 500)
             vals = [v for v in dict.fromkeys(vals) if v and not set(v) & set('",=\t\r\n')]
             w = np.empty(len(vals))
             w[rng.permutation(len(vals))] = _zipf(len(vals), 1.1)
@@ -574,12 +621,13 @@ class _KvVocabulary:
         ic = self.keys.index("ic") if "ic" in self.keys else -1
         self.bare_ok = (self.value_key == ic) & np.array([v.isdigit() for v in values])
         key_forms = [(k, f'"{k}"', _mixed(k), f'"{_mixed(k)}"', f"-{k}") for k in self.keys]
-        prefixes = [f"{sep}{form}{eq_}" for forms in key_forms for sep in self.SEPS for form in forms for eq_ in self.EQS]
+        prefixes = [
+            f"{sep}{form}{eq_}" for forms in key_forms for sep in self.SEPS for form in forms for eq_ in self.EQS
+        ]
         self.bare0 = len(prefixes)
-        self.lf = self.bare0 + len(self.SEPS)
-        self.value0 = self.lf + 1
+        self.value0 = self.bare0 + len(self.SEPS)
         forms = [f for v in values for f in (v, f'"{v}"', v.capitalize(), f'"{v.capitalize()}"')]
-        self.tokens = _Tokens(prefixes + list(self.SEPS) + ["\n"] + forms)
+        self.tokens = _Tokens(prefixes + list(self.SEPS) + forms)
 
     def prefix(self, key: np.ndarray, sep: np.ndarray, form: np.ndarray, eq_: np.ndarray) -> np.ndarray:
         return ((key * len(self.SEPS) + sep) * self.KEY_FORMS + form) * len(self.EQS) + eq_
@@ -621,49 +669,60 @@ _KEY_FORM = _Categorical([0.62, 0.28, 0.05, 0.03, 0.02])
 _EQ = _Categorical([0.85, 0.10, 0.03, 0.02])
 _VALUE_FORM = _Categorical([0.62, 0.30, 0.05, 0.03])
 _SEP = _Categorical([0.90, 0.07, 0.02, 0.01])  # ",", ", ", " , ", ",,"
-_SEP_LEN = np.array([1, 2, 3, 2])
 
 
 class _KvItems:
-    """A pool of rendered ``<sep><key><eq><value>`` items that lines draw from uniformly.
+    """A pool of rendered ``<sep><key><eq><value>`` items that a chunk's lines draw from.
 
-    Rendering every item of a 10M-line file separately costs ~80M categorical draws; a
-    pool of ``size`` items drawn from the same distribution keeps the mix (keys, values,
-    quoting, spacing, bare codes) at a fraction of the cost. The separator is part of the
-    item; a line's first item starts after it.
+    Drawing ~8M items per million lines one by one costs five categorical draws and two
+    token copies each; a pool of ``size`` items drawn from the same distribution, fresh
+    for every chunk, keeps the mix (keys, values, quoting, spacing, bare codes) at a
+    fraction of the cost and stays in cache. Each item is rendered twice: with its
+    separator (``later``) and without it, for a line's first item (``first``).
     """
 
-    def __init__(self, vocab: _KvVocabulary, seed: int, size: int) -> None:
-        rng = np.random.default_rng([seed, 2244])
+    def __init__(self, vocab: _KvVocabulary, size: int, chunk_lines: int) -> None:
+        self.vocab, self.size = vocab, size
+        # Slots: at most 2 × (separator + quoted key + " = " + quoted value), rounded up.
+        slot_bytes = 2 * _pad(int(vocab.tokens.length.max()) * 2)
+        self.tokens = _Tokens([], reserve=size * slot_bytes + chunk_lines * _pad(_CRM_MAX + 2))
+
+    def refresh(self, rng: np.random.Generator) -> None:
+        vocab, size = self.vocab, self.size
         value = vocab.values.sample(rng, size)
-        sep = _SEP.sample(rng, size)
-        prefix = vocab.prefix(vocab.value_key[value], sep + 1, _KEY_FORM.sample(rng, size), _EQ.sample(rng, size))
-        form = _VALUE_FORM.sample(rng, size)
+        key, sep = vocab.value_key[value], _SEP.sample(rng, size) + 1
+        form, eq_ = _KEY_FORM.sample(rng, size), _EQ.sample(rng, size)
+        later, first = vocab.prefix(key, sep, form, eq_), vocab.prefix(key, 0, form, eq_)
+        value_form = _VALUE_FORM.sample(rng, size)
         # Half of the integration codes come bare: "12345" means ic=12345 (SPEC §3.4).
         bare = vocab.bare_ok[value] & (rng.random(size) < 0.5)
-        prefix[bare] = vocab.bare0 + sep[bare] + 1
-        form[bare] = 0
-        value_token = vocab.value0 + value * vocab.VALUE_FORMS + form
+        later[bare], first[bare], value_form[bare] = vocab.bare0 + sep[bare], vocab.bare0, 0
+        value_token = vocab.value0 + value * vocab.VALUE_FORMS + value_form
+
         t = vocab.tokens
-        offset = np.column_stack([t.offset[prefix], t.offset[value_token]]).reshape(-1)
-        length = np.column_stack([t.length[prefix], t.length[value_token]]).reshape(-1)
-        rendered = _assemble(t.pool, offset, length)
-        self.length = length.reshape(size, 2).sum(axis=1)
-        self.offset = np.cumsum(self.length) - self.length
-        self.sep_length = _SEP_LEN[sep]
-        self.tokens = _Tokens([], reserve=len(rendered) + CHUNK_LINES * (_CRM_MAX + 2))
+        # Token order: later prefix, value, first prefix, value — each item's two slots.
+        tok = np.column_stack([later, value_token, first, value_token]).reshape(-1)
+        length = t.length[tok].reshape(size, 4)
+        self.later_length = length[:, 0] + length[:, 1]
+        self.first_length = length[:, 2] + length[:, 3]
+        slots = np.column_stack([_pad(self.later_length), _pad(self.first_length)]).reshape(-1)
+        slot_start = (np.cumsum(slots) - slots).reshape(size, 2)
+        self.later_offset, self.first_offset = slot_start[:, 0], slot_start[:, 1]
+        start = np.column_stack(
+            [slot_start[:, 0], slot_start[:, 0] + length[:, 0], slot_start[:, 1], slot_start[:, 1] + length[:, 2]]
+        ).reshape(-1)
+        rendered = _assemble(t.pool, t.offset[tok], length.reshape(-1), start, int(slots.sum()))
         self.tokens.pool[: len(rendered)] = rendered
         self.tokens.size = len(rendered)
 
 
 def _kv_chunk(rng: np.random.Generator, n: int, n_users: int, items: _KvItems) -> np.ndarray:
+    items.refresh(rng)
     k = 3 + rng.binomial(12, 0.4, n)  # 3..15 pairs, mean ≈ 7.8
-    pick = rng.integers(0, len(items.offset), int(k.sum()))
-    offset, length = items.offset[pick], items.length[pick]
+    pick = rng.integers(0, items.size, int(k.sum()))
+    offset, length = items.later_offset[pick], items.later_length[pick]
     first = np.cumsum(k) - k
-    skip = items.sep_length[pick[first]]
-    offset[first] += skip
-    length[first] -= skip
+    offset[first], length[first] = items.first_offset[pick[first]], items.first_length[pick[first]]
     heads = _heads(_head_rows(crm_id_matrix(rng.integers(0, n_users, n))), items.tokens)
     return _assemble(items.tokens.pool, *_lines(*heads, k, offset, length))
 
@@ -687,13 +746,14 @@ def write_kv_file(
     Returns ``{"path", "lines", "bytes" (uncompressed), "file_bytes"}``.
     """
     vocab = _KvVocabulary(taxonomy if taxonomy is not None else bench_taxonomy(), seed)
-    items = _KvItems(vocab, seed, min(KV_ITEM_POOL, max(1024, 8 * n_lines)))
+    chunk_lines = KV_CHUNK_LINES
+    items = _KvItems(vocab, min(KV_ITEM_POOL, max(1024, 8 * n_lines)), chunk_lines)
     users = n_users or max(n_lines, 1)
 
     def build(index: int, _start: int, n: int) -> np.ndarray:
         return _kv_chunk(_chunk_rng(seed, 22, index), n, users, items)
 
-    return _write_chunks(path, n_lines, build, compressor)
+    return _write_chunks(path, n_lines, build, compressor, chunk_lines)
 
 
 # --- ID-sync files -------------------------------------------------------------------------
@@ -720,13 +780,12 @@ def write_sync_file(
 
     def build(_index: int, start: int, n: int) -> np.ndarray:
         u = order[start : start + n]
-        rows = np.zeros((n, 40 + _CRM_MAX), dtype=np.uint8)
-        rows[:, :40] = _head_rows(platform_uuid_matrix(u))
-        rows[:, 40:] = crm_id_matrix(u)
+        heads = _head_rows(platform_uuid_matrix(u))
+        rows = np.hstack([heads, crm_id_matrix(u)])
         flat = rows.reshape(-1)
-        return flat[flat != 0][1:]  # the first row's "\n" is written at the end instead
+        return flat[flat != 0]
 
-    return _write_chunks(path, pairs, build, compressor)
+    return _write_chunks(path, pairs, build, compressor, CHUNK_LINES)
 
 
 # --- malformed lines -------------------------------------------------------------------------
