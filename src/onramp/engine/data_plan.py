@@ -309,17 +309,7 @@ def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
             HAVING count(DISTINCT a.atom) = any_value(a.n_atoms)"""
         )
     if book.complex_rules:
-        arms = ", ".join(f"CASE WHEN {expr} THEN {int(sid)} END" for sid, expr in book.complex_rules)
-        con.execute(
-            f"""INSERT INTO rule_hits
-            WITH ls AS (
-                SELECT e.file_idx, e.line_no,
-                       coalesce(list({{'k': s.k, 'v': s.v}}) FILTER (WHERE s.k IS NOT NULL), []) AS signals
-                  FROM line_profile e LEFT JOIN sigs s ON s.file_idx = e.file_idx AND s.line_no = e.line_no
-                 GROUP BY e.file_idx, e.line_no
-            )
-            SELECT file_idx, line_no, sid FROM (SELECT file_idx, line_no, unnest([{arms}]) AS sid FROM ls) WHERE sid IS NOT NULL"""
-        )
+        _evaluate_pivot(con, book)
     con.execute("CREATE OR REPLACE TEMP TABLE rule_hits AS SELECT DISTINCT file_idx, line_no, sid FROM rule_hits")
     # A signal is used when its key occurs in the rule of a trait realized from its line.
     con.execute(
@@ -331,6 +321,29 @@ def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
             ON r.file_idx = s.file_idx AND r.line_no = s.line_no
           JOIN rule_keys k ON k.sid = r.sid AND k.key = s.k"""
     )
+
+
+def _evaluate_pivot(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
+    """Non-equality rules: pivot each line's relevant signals once, then test columns."""
+    pivot = book.pivot
+    assert pivot is not None
+    keys = ", ".join(lit(k) for k in pivot.keys)
+    arms = ", ".join(f"CASE WHEN {expr} THEN {int(sid)} END" for sid, expr in pivot.rules)
+    con.execute(
+        f"""INSERT INTO rule_hits
+        WITH ls AS (
+            SELECT file_idx, line_no, {pivot.aggregates_sql()}
+              FROM sigs WHERE k IN ({keys}) GROUP BY file_idx, line_no
+        )
+        SELECT file_idx, line_no, sid FROM (SELECT file_idx, line_no, unnest([{arms}]) AS sid FROM ls) WHERE sid IS NOT NULL"""
+    )
+    if book.empty_true:
+        empty = ", ".join(str(int(s)) for s in book.empty_true)
+        con.execute(
+            f"""INSERT INTO rule_hits
+            SELECT e.file_idx, e.line_no, unnest([{empty}]) FROM line_profile e
+             WHERE NOT EXISTS (SELECT 1 FROM sigs s WHERE s.file_idx = e.file_idx AND s.line_no = e.line_no AND s.k IN ({keys}))"""
+        )
 
 
 def _collect(con: duckdb.DuckDBPyConnection) -> None:

@@ -8,24 +8,31 @@ boolean expression over the line's signal list.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    from onramp.rules.compile_pivot import Pivot
 
 
 @dataclass
 class Rulebook:
     owner_dpid: int
     eq_atoms: list[tuple[int, int, int, int, str, str]] = field(default_factory=list)  # sid, term, atom, n_atoms, key, token
-    complex_rules: list[tuple[int, str]] = field(default_factory=list)  # sid, SQL boolean over `signals`
+    complex_rules: list[int] = field(default_factory=list)  # sids evaluated through the pivot
+    pivot: "Pivot | None" = None
+    empty_true: list[int] = field(default_factory=list)  # complex rules true for a line without their keys
     rule_keys: list[tuple[int, str]] = field(default_factory=list)  # sid, key
 
 
 def build_rulebook(con: duckdb.DuckDBPyConnection, owner_dpid: int) -> Rulebook:
-    from onramp.rules.compile_duckdb import to_duckdb_sql
+    from onramp.rules.compile_pivot import Pivot
     from onramp.rules.equality import equality_dnf
+    from onramp.rules.evaluate import evaluate
     from onramp.rules.parser import parse_trait_rule, rule_keys
 
-    book = Rulebook(owner_dpid)
+    book = Rulebook(owner_dpid, pivot=Pivot())
     rows = con.execute(
         "SELECT sid, rule FROM traits WHERE data_source = ? AND type = 'onboarded' AND rule IS NOT NULL ORDER BY sid",
         [owner_dpid],
@@ -36,7 +43,11 @@ def build_rulebook(con: duckdb.DuckDBPyConnection, owner_dpid: int) -> Rulebook:
             book.rule_keys.append((sid, key))
         dnf = equality_dnf(rule)
         if dnf is None:
-            book.complex_rules.append((sid, to_duckdb_sql(rule, "signals")))
+            book.complex_rules.append(sid)
+            book.pivot.add_rule(sid, rule)
+            # NOT-rules can hold for a line that carries none of their keys (§4.4: absent → false).
+            if evaluate(rule, {}):
+                book.empty_true.append(sid)
             continue
         for term_no, term in enumerate(dnf):
             atoms = sorted(set(term))
