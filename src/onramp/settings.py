@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 GiB = 1024**3
@@ -55,12 +55,53 @@ class ReportSettings(BaseModel):
 class EngineSettings(BaseModel):
     memory_limit: str = Field("1GB", description="DuckDB memory limit; larger jobs spill to disk instead of using more RAM.")
     threads: int = Field(0, description="Engine threads; 0 means one per core.")
+    lock_wait_seconds: float = Field(900, description="How long a command waits for the store while another Onramp process (e.g. `onramp serve` running a job) holds it.")
 
 
 class PlatformSettings(BaseModel):
     name: str = Field("Onramp", description="Platform name used in receipt subjects (§6.2).")
     partner_solutions_email: str = Field("partner-solutions@onramp.invalid", description="Mailbox that receives every receipt (§6.1).")
     sender: str = Field("onramp-noreply@onramp.invalid", description="From address of receipts (§6.1).")
+
+
+class HttpSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the HTTP server (ID sync, REST API) listens on.")
+    port: int = Field(8080, description="Port of the HTTP server.")
+    admin_token: SecretStr = Field(SecretStr(""), description="Bearer token with full REST API access; empty = generated on first start and stored in the data directory.")
+    idsync_commit_ms: int = Field(5, description="Group-commit window of ID-sync writes in milliseconds (§2.1).")
+    redirect_allow_hosts: list[str] = Field(default_factory=list, description="Hosts `redir` may point to; empty = any host (§2.1).")
+
+
+class DropZoneSettings(BaseModel):
+    kind: str = Field("local", description="`local` (a directory in the data directory) or `s3`.")
+    path: Path | None = Field(None, description="Local drop zone root; default `<data_dir>/dropzone/<env>`.")
+    s3_endpoint: str = Field("", description="S3 endpoint URL; empty = AWS.")
+    s3_bucket: str = Field("", description="Bucket holding `<partner>/date=YYYY-MM-DD/<file>` objects (§3.1).")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket.")
+    s3_access_key: SecretStr = Field(SecretStr(""), description="S3 access key ID used by the platform.")
+    s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret key used by the platform.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+
+
+class FtpSettings(BaseModel):
+    enabled: bool = Field(True, description="Run the partner FTP server.")
+    host: str = Field("127.0.0.1", description="Address the FTP server listens on.")
+    port: int = Field(2121, description="FTP port (0 = any free port).")
+    passive_ports: str = Field("", description="Passive port range `LOW-HIGH`; empty = any.")
+    certfile: Path | None = Field(None, description="PEM certificate+key: FTPS (explicit TLS) when set.")
+    sftp_enabled: bool = Field(False, description="Run the partner SFTP server.")
+    sftp_port: int = Field(2222, description="SFTP port (0 = any free port).")
+    sftp_host_key: Path | None = Field(None, description="SSH host key; default generated in the data directory.")
+    accounts: dict[str, SecretStr] = Field(default_factory=dict, description="Partner login -> password (login is the partner ID or name); secrets via env.")
+
+
+class MailSettings(BaseModel):
+    smtp_host: str = Field("", description="SMTP server; empty = write messages to `<data_dir>/outbox/` as .eml files.")
+    smtp_port: int = Field(587, description="SMTP port.")
+    starttls: bool = Field(True, description="Use STARTTLS.")
+    username: str = Field("", description="SMTP user name.")
+    password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    max_attempts: int = Field(8, description="Delivery attempts before a message is parked (it stays stored).")
 
 
 class Settings(BaseSettings):
@@ -76,6 +117,10 @@ class Settings(BaseSettings):
     profiles: ProfileSettings = Field(default_factory=ProfileSettings, description="Profiles (§4.1).")
     reports: ReportSettings = Field(default_factory=ReportSettings, description="Reports (§7).")
     engine: EngineSettings = Field(default_factory=EngineSettings, description="Embedded engine (DuckDB).")
+    http: HttpSettings = Field(default_factory=HttpSettings, description="HTTP server: ID sync and REST API (§2.1).")
+    dropzone: DropZoneSettings = Field(default_factory=DropZoneSettings, description="Where partners drop files (§3.1).")
+    ftp: FtpSettings = Field(default_factory=FtpSettings, description="Partner FTP/SFTP servers (§3.1).")
+    mail: MailSettings = Field(default_factory=MailSettings, description="Receipt mail (§6.1, §7.5).")
 
     @classmethod
     def settings_customise_sources(

@@ -15,7 +15,7 @@ import duckdb
 
 from onramp.engine.resolve import resolve_ids
 from onramp.engine.rulebook import Rulebook, load_rulebook_tables
-from onramp.engine.sqltext import lit, re_body
+from onramp.engine.sqltext import ascii_lower, lit, re_body
 from onramp.formats.ids import EMAIL_LIKE_RE, GLOBAL_DEVICE_SOURCES, PLATFORM_UUID_RE, ZERO_GUID
 
 # Column-1 namespaces (§1.8, §3.5).
@@ -193,7 +193,7 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
                         WHEN 'colon' THEN split_part(it, ':', 1) END AS v
               FROM f
         ), k AS (
-            SELECT *, CASE WHEN form IN ('kv', 'kvq') THEN lower(ltrim(k_raw, '-')) WHEN form = 'bare' THEN 'ic' END AS k FROM kv
+            SELECT *, CASE WHEN form IN ('kv', 'kvq') THEN {ascii_lower("ltrim(k_raw, '-')")} WHEN form = 'bare' THEN 'ic' END AS k FROM kv
         )
         SELECT file_idx, line_no, pos, k, v,
           CASE WHEN form = 'colon' THEN 'remove'

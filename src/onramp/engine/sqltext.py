@@ -16,6 +16,11 @@ def int_list(values: Iterable[int]) -> str:
     return "(" + ", ".join(str(int(v)) for v in values) + ")"
 
 
+def ascii_lower(expr: str) -> str:
+    """Lower-case A–Z only, like ``formats.lines.ascii_lower`` (DuckDB's lower() maps 'İ', 'K' too)."""
+    return f"translate({expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+
+
 DEVICE_NAMESPACES = int_list([PLATFORM_UUID_DPID, *GLOBAL_DEVICE_SOURCES])
 
 

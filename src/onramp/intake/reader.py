@@ -3,7 +3,9 @@
 Each batch has ``line_no`` (1-based, every line counts, blank ones too), ``line`` (the
 line's bytes without its LF and without one trailing CR) and ``too_long`` (longer than
 ``max_line_bytes``; such a line keeps only its first ``excerpt_bytes`` bytes). Blank-line
-skipping and UTF-8 checks belong to the engine, which sees every line here.
+skipping and UTF-8 checks belong to the engine, which sees every line here, with one
+exception: a too-long line made only of spaces is blank (§3.7 tests blankness before
+length), and since the engine only sees an excerpt, it arrives as an empty line.
 
 Blocks are split with numpy and Arrow, never a Python loop per line: the LF positions
 come from one vectorised comparison, and the lines are described as an Arrow
@@ -30,6 +32,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 _LF = 10
 _CR = 13
+_SPACE = 32
 _INLINE = 12  # binary_view stores values of up to 12 bytes inside the view itself
 _MAX_BUFFER = 2**31 - 1  # binary_view offsets are int32
 _VIEW = np.dtype([("length", "<i4"), ("prefix", "<u4"), ("buffer", "<i4"), ("offset", "<i4")])
@@ -59,6 +62,7 @@ def iter_line_batches(
     view = memoryview(buf)
     carry = 0  # bytes of an unfinished line at the front of buf
     overlong = False  # that line is known to be too long; buf holds only its excerpt
+    spaces = _SpacesOnly()  # whether the overlong line is blank so far
     next_line_no = 1
     # The first read is long enough to see a whole BOM, however small the blocks.
     want = max(block_size, len(UTF8_BOM))
@@ -68,8 +72,11 @@ def iter_line_batches(
         final = got < want
         size = carry + got
         block = np.frombuffer(buf, dtype=np.uint8, count=size)
-        batch, tail = _split_block(block, start, final, overlong, next_line_no, max_line_bytes, excerpt_bytes)
-        del block
+        if overlong:
+            spaces.feed(block[carry : _first_lf(block, carry)])
+        batch, tail = _split_block(
+            block, start, final, overlong and spaces.blank(), overlong, next_line_no, max_line_bytes, excerpt_bytes
+        )
         if batch is not None:
             next_line_no += batch.num_rows
             overlong = False
@@ -80,11 +87,14 @@ def iter_line_batches(
         if overlong and batch is None:
             pass  # still inside the long line: keep the excerpt, drop what was read
         elif tail_len > keep:
+            spaces = _SpacesOnly()
+            spaces.feed(block[tail:size])
             buf[:excerpt_bytes] = buf[tail : tail + excerpt_bytes]
             carry, overlong = excerpt_bytes, True
         else:
             buf[:tail_len] = buf[tail:size]
             carry, overlong = tail_len, False
+        del block
         start, want = 0, block_size
         got = _fill(stream, view[carry : carry + want])
 
@@ -93,6 +103,7 @@ def _split_block(
     block: np.ndarray,
     start: int,
     final: bool,
+    overlong_blank: bool,
     overlong: bool,
     first_line_no: int,
     max_line_bytes: int,
@@ -101,7 +112,8 @@ def _split_block(
     """Lines of ``block[start:]`` that are complete (all of them when ``final``).
 
     Returns the batch (``None`` when no line ended) and where the unfinished tail starts.
-    When ``overlong`` the first line is the carried excerpt of a too-long line.
+    When ``overlong`` the first line is the carried excerpt of a too-long line, and
+    ``overlong_blank`` says whether all of that line was spaces.
     """
     size = len(block)
     ends = np.flatnonzero(block[start:] == _LF)
@@ -124,11 +136,53 @@ def _split_block(
     too_long = lengths > max_line_bytes
     if overlong:
         too_long[0] = True
+    _blank_out_spaces(block, starts, lengths, too_long, overlong_blank if overlong else None)
     np.minimum(lengths, excerpt_bytes, out=lengths, where=too_long)
     line = _binary_lines(block, starts, lengths)
     line_no = np.arange(first_line_no, first_line_no + len(starts), dtype=np.int64)
     batch = pa.RecordBatch.from_arrays([pa.array(line_no), line, pa.array(too_long)], schema=LINE_SCHEMA)
     return batch, tail
+
+
+def _blank_out_spaces(
+    block: np.ndarray, starts: np.ndarray, lengths: np.ndarray, too_long: np.ndarray, first_blank: bool | None
+) -> None:
+    """Turn too-long lines made only of spaces into empty, not-too-long lines, in place.
+
+    Too-long lines are rare, so a check per such line costs nothing on normal files.
+    ``first_blank`` is the verdict for a carried first line (``None``: not carried).
+    """
+    for i in np.flatnonzero(too_long):
+        if i == 0 and first_blank is not None:
+            blank = first_blank
+        else:
+            blank = bool((block[starts[i] : starts[i] + lengths[i]] == _SPACE).all())
+        if blank:
+            too_long[i], lengths[i] = False, 0
+
+
+class _SpacesOnly:
+    """Tracks whether a line seen in pieces is spaces only, ignoring one final CR."""
+
+    def __init__(self) -> None:
+        self._spaces, self._pending_cr = True, False
+
+    def feed(self, piece: np.ndarray) -> None:
+        if not piece.size:
+            return
+        if self._pending_cr:  # a CR followed by more bytes is a control character
+            self._spaces = False
+        self._pending_cr = bool(piece[-1] == _CR)
+        body = piece[:-1] if self._pending_cr else piece
+        self._spaces = self._spaces and bool((body == _SPACE).all())
+
+    def blank(self) -> bool:
+        return self._spaces
+
+
+def _first_lf(block: np.ndarray, begin: int) -> int:
+    found = np.flatnonzero(block[begin:] == _LF)
+    return begin + int(found[0]) if found.size else len(block)
 
 
 def _binary_lines(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> pa.Array:

@@ -25,6 +25,7 @@ from onramp.formats.names import DataFileName, SyncFileName
 from onramp.formats.receipt import FileEntry, Receipt, add_counters, check_identity, empty_counters, render_text
 from onramp.intake.containers import open_content, sha256_file
 from onramp.intake.reader import iter_line_batches
+from onramp.service import reject_files
 from onramp.service import rejects as reject_rows
 from onramp.service.admission import Candidate, SourceInfo, TaxonomySnapshot, admit
 from onramp.service.clock import Clock, system_clock
@@ -101,6 +102,8 @@ class _Job:
     # -- orchestration ---------------------------------------------------------------
     def run(self, paths: list[Path], *, partner: int | None, reprocess: bool, uris: dict[Path, str]) -> JobResult:
         con = self.con
+        if not self.dry_run:
+            reject_files.recover(self.s.data_dir, con)
         con.execute("BEGIN TRANSACTION")
         try:
             snapshot = load_snapshot(con)
@@ -139,9 +142,11 @@ class _Job:
             else:
                 self._persist(out, cands)
                 con.execute("COMMIT")
+                reject_files.publish(self.s.data_dir, self.job_id)
             return JobResult(self.job_id, out, problems)
         except BaseException:
             con.execute("ROLLBACK")
+            reject_files.discard(self.s.data_dir, self.job_id)
             raise
 
     def _new_receipt(self, key: tuple) -> Receipt:
@@ -160,16 +165,24 @@ class _Job:
         return list(by_base.values())
 
     def _check_duplicate(self, c: Candidate, reprocess: bool) -> None:
-        if c.rejected:
+        """A file version (name + content hash) already in the ledger is a duplicate, whether it
+        was applied or rejected: re-running a job after a crash must equal one uninterrupted run.
+        ``--reprocess`` processes it again (e.g. after fixing the taxonomy for a rejected file)."""
+        if not c.path.is_file():
             return
         c.sha256 = sha256_file(c.path)
         if reprocess:
             return
         seen = self.con.execute(
-            "SELECT 1 FROM files WHERE env = ? AND name = ? AND sha256 = ? AND status = 'applied' LIMIT 1",
+            "SELECT status, reason FROM files WHERE env = ? AND name = ? AND sha256 = ? ORDER BY processed_at DESC LIMIT 1",
             [self.env, c.path.name, c.sha256],
         ).fetchone()
-        c.duplicate = seen is not None
+        if seen is None:
+            return
+        c.duplicate = True
+        if seen[0] == "rejected":
+            c.rejected = seen[1] or "rejected"
+            c.hint = "this exact file was rejected before; fix it and send a new version, or run again with --reprocess"
 
     # -- loading ---------------------------------------------------------------------------
     def _load_parts(self, parts: list[Candidate]) -> dict[int, Candidate]:
@@ -239,6 +252,8 @@ class _Job:
         )
         classify(self.con, plan, self.rulebooks[owner])
         self._reject_empty(live, "line_result")
+        if not live:
+            return self._finish_listing(parts, receipt)
         self.con.execute("DELETE FROM line_result WHERE file_idx NOT IN (SELECT unnest(?::INTEGER[]))", [list(live)])
         self.con.execute("DELETE FROM ops WHERE file_idx NOT IN (SELECT unnest(?::INTEGER[]))", [list(live)])
         if plan.overwrite:
@@ -296,9 +311,9 @@ class _Job:
         con = self.con
         for r in receipts:
             if reject_rows.count(con, r.receipt_id):
-                rel = Path("receipts") / r.receipt_id / "rejects.tsv.gz"
-                reject_rows.write_file(con, r.receipt_id, Path(self.s.data_dir) / rel)
-                r.rejects = rel.as_posix()
+                # Written under .pending until COMMIT, so a crash leaves no orphan (published after).
+                reject_rows.write_file(con, r.receipt_id, reject_files.pending_path(self.s.data_dir, self.job_id, r.receipt_id))
+                r.rejects = reject_files.published_path(r.receipt_id)
         now = self.clock()
         con.execute("INSERT INTO jobs VALUES (?, ?, ?, ?)", [self.job_id, self.env, self.start, now])
         receipt_of = {f.uri: r.receipt_id for r in receipts for f in r.files}

@@ -59,7 +59,7 @@ def collect_data(con: duckdb.DuckDBPyConnection, rkey: str, names: dict[int, str
     con.execute(
         f"""INSERT INTO rejects
         SELECT ?, n.name, r.line_no, c.bucket,
-               CASE WHEN r.code IN ({diag}) THEN coalesce(split_part(onramp_diagnose(r.raw, {odc}), chr(31), 1), c.reason)
+               CASE WHEN r.code IN ({diag}) THEN coalesce(nullif(split_part(onramp_diagnose(r.raw, {odc}), chr(31), 1), ''), c.reason)
                     WHEN r.code = 'no_trait' AND r.n_failed > 0
                     THEN c.reason || '; ' || r.n_failed || ' d_sid/d_unsid item(s) name traits that are not onboarded traits of data source {int(plan.owner_dpid)}'
                     ELSE c.reason END,
@@ -119,7 +119,7 @@ def _register_diagnose(con: duckdb.DuckDBPyConnection) -> None:
             parse_data_line(raw, odc=odc)
         except LineError as exc:
             return f"{exc.reason}\x1f{exc.hint or ''}"
-        return None
+        return ""  # accepted by the reference parser: the caller falls back to the code's text
 
     try:
         con.create_function("onramp_diagnose", diagnose, [BLOB, BOOLEAN], VARCHAR, side_effects=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -33,10 +35,32 @@ def connect(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPyCo
     }
     if settings.engine.threads:
         config["threads"] = str(settings.engine.threads)
-    con = duckdb.connect(str(store_path(data_dir)), read_only=read_only, config=config)
+    con = _open_waiting(str(store_path(data_dir)), read_only, config, settings.engine.lock_wait_seconds)
     if not read_only:
         _migrate(con)
     return con
+
+
+def _open_waiting(path: str, read_only: bool, config: dict, wait: float) -> duckdb.DuckDBPyConnection:
+    """Open the store, waiting while another process holds it.
+
+    DuckDB lets one process write a database file at a time. The service opens the store
+    only for a unit of work (a job, a batch of ID syncs), so a command run meanwhile waits
+    seconds, not forever, and never fails with "database is locked" (ADR 0001).
+    """
+    deadline = time.monotonic() + wait
+    delay, told = 0.05, False
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            if not told and time.monotonic() + 2 < deadline:
+                print("onramp: waiting for the store (another Onramp process is using it)…", file=sys.stderr)
+                told = True
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

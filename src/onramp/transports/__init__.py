@@ -1,0 +1,1 @@
+"""I/O at the edges: drop zones (local directory, S3, FTP/SFTP), mail, outbound delivery."""
