@@ -70,14 +70,19 @@ class HttpSettings(BaseModel):
     admin_token: SecretStr = Field(SecretStr(""), description="Bearer token with full REST API access; empty = generated on first start and stored in the data directory.")
     idsync_commit_ms: int = Field(5, description="Group-commit window of ID-sync writes in milliseconds (§2.1).")
     redirect_allow_hosts: list[str] = Field(default_factory=list, description="Hosts `redir` may point to; empty = any host (§2.1).")
+    redirect_allow_hosts_by_dpid: dict[int, list[str]] = Field(default_factory=dict, description="Per data source (DPID): hosts `redir` may point to, replacing `redirect_allow_hosts` for it; `*.example.com` matches subdomains (D-13).")
+    cookie_domain: str = Field("", description="`Domain` attribute of the sync cookie; empty = the host the call was sent to (§1.3).")
+    idsync_load_seconds: float = Field(2.0, description="How often the server moves logged ID syncs into the store and re-reads the data sources (§2.1).")
 
 
 class DropZoneSettings(BaseModel):
     kind: str = Field("local", description="`local` (a directory in the data directory) or `s3`.")
-    path: Path | None = Field(None, description="Local drop zone root; default `<data_dir>/dropzone/<env>`.")
+    path: Path | None = Field(None, description="Parent of the local drop zones `<path>/prod` and `<path>/beta` (§9.1); default `<data_dir>/dropzone`.")
     s3_endpoint: str = Field("", description="S3 endpoint URL; empty = AWS.")
     s3_bucket: str = Field("", description="Bucket holding `<partner>/date=YYYY-MM-DD/<file>` objects (§3.1).")
     s3_prefix: str = Field("", description="Key prefix inside the bucket.")
+    s3_beta_bucket: str = Field("", description="Bucket of the beta environment (§9.1); empty = `<s3_bucket>-beta`.")
+    s3_beta_prefix: str = Field("", description="Key prefix of the beta environment; empty = `s3_prefix`. Must not overlap prod's prefix in a shared bucket.")
     s3_access_key: SecretStr = Field(SecretStr(""), description="S3 access key ID used by the platform.")
     s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret key used by the platform.")
     s3_region: str = Field("us-east-1", description="S3 region.")
@@ -89,10 +94,14 @@ class FtpSettings(BaseModel):
     port: int = Field(2121, description="FTP port (0 = any free port).")
     passive_ports: str = Field("", description="Passive port range `LOW-HIGH`; empty = any.")
     certfile: Path | None = Field(None, description="PEM certificate+key: FTPS (explicit TLS) when set.")
+    tls_required: bool = Field(True, description="With `certfile`: refuse logins and transfers without TLS.")
+    beta_port: int | None = Field(None, description="FTP port of the beta environment's server (§9.1); unset = no beta FTP server.")
     sftp_enabled: bool = Field(False, description="Run the partner SFTP server.")
     sftp_port: int = Field(2222, description="SFTP port (0 = any free port).")
     sftp_host_key: Path | None = Field(None, description="SSH host key; default generated in the data directory.")
-    accounts: dict[str, SecretStr] = Field(default_factory=dict, description="Partner login -> password (login is the partner ID or name); secrets via env.")
+    sftp_beta_port: int | None = Field(None, description="SFTP port of the beta environment's server (§9.1); unset = no beta SFTP server.")
+    sftp_authorized_keys: dict[str, list[str]] = Field(default_factory=dict, description="Partner login -> OpenSSH public keys (`ssh-ed25519 AAAA…`) accepted for SFTP.")
+    accounts: dict[str, SecretStr] = Field(default_factory=dict, description="Partner login -> password for FTP and SFTP; the login is the partner's name, its drop folder (§11.2); secrets via env.")
 
 
 class MailSettings(BaseModel):
@@ -102,6 +111,11 @@ class MailSettings(BaseModel):
     username: str = Field("", description="SMTP user name.")
     password: SecretStr = Field(SecretStr(""), description="SMTP password.")
     max_attempts: int = Field(8, description="Delivery attempts before a message is parked (it stays stored).")
+    retry_base_seconds: int = Field(60, description="Wait after the first failed attempt; doubles with every further failure.")
+    retry_max_seconds: int = Field(3600, description="Longest wait between two attempts.")
+    timeout_seconds: float = Field(30, description="Seconds to wait for the SMTP server before an attempt counts as failed.")
+    ca_file: Path | None = Field(None, description="PEM file of CA certificates trusted for the SMTP server (e.g. an internal CA); empty = the system trust store.")
+    reject_link_base: str = Field("", description="Base URL under which reject files are served; receipt mail links `<base>/<reject file path>`. Empty = the file's path in the data directory.")
 
 
 class Settings(BaseSettings):

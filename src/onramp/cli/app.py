@@ -9,6 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from onramp.cli import output
+from onramp.cli.config_cmd import config_app
+from onramp.cli.tokens_cmd import tokens_app
+from onramp.cli.serve_cmd import serve as serve_command
 from onramp.errors import OnrampError, TaxonomyError, UsageError
 from onramp.settings import Settings, load_settings
 
@@ -17,6 +20,9 @@ taxonomy_app = typer.Typer(no_args_is_help=True, help="Taxonomy as code: partner
 keys_app = typer.Typer(no_args_is_help=True, help="The platform's OpenPGP key.")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(keys_app, name="keys")
+app.add_typer(config_app, name="config")
+app.add_typer(tokens_app, name="tokens")
+app.command("serve")(serve_command)
 
 ENVS = ("prod", "beta")
 

@@ -16,7 +16,7 @@ EXPIRED = "(t.ttl_days > 0 AND $now >= date_trunc('day', r.realized_at) + to_day
 _SEQ = "(CAST(o.file_idx AS BIGINT) * 1000000000000000 + CAST(o.line_no AS BIGINT) * 100000 + o.pos)"
 
 _UPSERT_ADDS = """
-    MERGE INTO realizations r USING (SELECT DISTINCT ns, pid, sid FROM {source}) f
+    MERGE INTO realizations r USING {source} f
        ON r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid
      WHEN MATCHED THEN UPDATE SET realized_at = $now
      WHEN NOT MATCHED THEN INSERT (env, ns, id, sid, realized_at) VALUES ($env, f.ns, f.pid, f.sid, $now)"""
@@ -42,13 +42,25 @@ def apply_sync(con: duckdb.DuckDBPyConnection, *, env: str, now: datetime) -> in
          WHERE s.op = 'remove' AND (s.prev = 'add' OR (s.prev IS NULL AND h.sid IS NOT NULL))""",
         p,
     ).fetchone()[0]
-    con.execute("CREATE OR REPLACE TEMP TABLE final_ops AS SELECT ns, pid, sid, arg_max(op, seq) AS op FROM seq_ops GROUP BY ns, pid, sid")
+    # Only keys with a removal need the order of their operations; every other key's last
+    # operation is an add, so it skips the (costly) arg_max aggregation.
     con.execute(
-        """DELETE FROM realizations r USING final_ops f
+        """CREATE OR REPLACE TEMP TABLE final_removes AS
+        SELECT ns, pid, sid, arg_max(op, seq) AS op FROM seq_ops o
+         WHERE EXISTS (SELECT 1 FROM seq_ops x WHERE x.op = 'remove' AND x.ns = o.ns AND x.pid = o.pid AND x.sid = o.sid)
+         GROUP BY ns, pid, sid"""
+    )
+    con.execute(
+        """DELETE FROM realizations r USING final_removes f
             WHERE r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid AND f.op = 'remove'""",
         {"env": env},
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE final_adds AS SELECT ns, pid, sid FROM final_ops WHERE op = 'add'")
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE final_adds AS
+        SELECT DISTINCT ns, pid, sid FROM seq_ops o
+         WHERE op = 'add' AND NOT EXISTS (SELECT 1 FROM final_removes f WHERE f.ns = o.ns AND f.pid = o.pid AND f.sid = o.sid)
+        UNION ALL SELECT ns, pid, sid FROM final_removes WHERE op = 'add'"""
+    )
     con.execute(_UPSERT_ADDS.format(source="final_adds"), p)
     return int(removed)
 
@@ -76,5 +88,5 @@ def apply_overwrite(con: duckdb.DuckDBPyConnection, *, env: str, now: datetime, 
             WHERE r.env = $env AND r.ns = d.ns AND r.id = d.pid AND r.sid = d.sid""",
         {"env": env},
     )
-    con.execute(_UPSERT_ADDS.format(source="ow_new"), {"env": env, "now": now})
+    con.execute(_UPSERT_ADDS.format(source="ow_new"), {"env": env, "now": now})  # ow_new is distinct
     return int(removed)

@@ -74,38 +74,35 @@ def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> 
 
 
 def _split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
-    tab = "chr(9)"
+    # Fields come from one string_split on TAB: substr/split_part index characters and
+    # cost several times more on long lines.
     if plan.odc:
-        split = f"""
-          CASE WHEN tab1 > 0 THEN substr(t, 1, tab1 - 1) END AS id_type,
-          CASE WHEN tab2 > 0 THEN substr(r1, 1, tab2 - 1) END AS uid,
-          CASE WHEN tab2 > 0 THEN substr(r1, tab2 + 1) END AS rest,
-          coalesce(code0, CASE WHEN tab1 = 0 OR tab2 = 0 THEN 'no_tab' WHEN tab1 = 1 THEN 'empty_id_type'
-                               WHEN tab2 = 1 THEN 'empty_user_id'
-                               WHEN strpos(substr(r1, tab2 + 1), {tab}) > 0 THEN 'extra_tab' END) AS code"""
-        extra = f", CASE WHEN tab1 > 0 THEN substr(t, tab1 + 1) END AS r1, CASE WHEN tab1 > 0 THEN strpos(substr(t, tab1 + 1), {tab}) ELSE 0 END AS tab2"
+        split = """
+          CASE WHEN len(f) >= 2 THEN f[1] END AS id_type,
+          CASE WHEN len(f) >= 3 THEN f[2] END AS uid,
+          CASE WHEN len(f) >= 3 THEN f[3] END AS rest,
+          coalesce(code0, CASE WHEN len(f) < 3 THEN 'no_tab' WHEN f[1] = '' THEN 'empty_id_type'
+                               WHEN f[2] = '' THEN 'empty_user_id' WHEN len(f) > 3 THEN 'extra_tab' END) AS code"""
     else:
-        split = f"""
+        split = """
           NULL::VARCHAR AS id_type,
-          CASE WHEN tab1 > 0 THEN substr(t, 1, tab1 - 1) END AS uid,
-          CASE WHEN tab1 > 0 THEN substr(t, tab1 + 1) END AS rest,
-          coalesce(code0, CASE WHEN tab1 = 0 THEN 'no_tab' WHEN tab1 = 1 THEN 'empty_user_id'
-                               WHEN strpos(substr(t, tab1 + 1), {tab}) > 0 THEN 'extra_tab' END) AS code"""
-        extra = ""
+          CASE WHEN len(f) >= 2 THEN f[1] END AS uid,
+          CASE WHEN len(f) >= 2 THEN f[2] END AS rest,
+          coalesce(code0, CASE WHEN len(f) < 2 THEN 'no_tab' WHEN f[1] = '' THEN 'empty_user_id'
+                               WHEN len(f) > 2 THEN 'extra_tab' END) AS code"""
     # D-25: trailing spaces are trimmed in data files; blank = empty or only spaces (D-16).
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE cls AS
         WITH dec AS (
             SELECT file_idx, line_no, too_long, try(decode(line)) AS t0 FROM raw_lines
         ), nb AS (
-            SELECT file_idx, line_no, too_long, rtrim(t0, ' ') AS t FROM dec
-             WHERE too_long OR t0 IS NULL OR rtrim(t0, ' ') <> ''
+            SELECT file_idx, line_no, too_long, CASE WHEN ends_with(t0, ' ') THEN rtrim(t0, ' ') ELSE t0 END AS t FROM dec
         ), sp AS (
-            SELECT *,
+            SELECT file_idx, line_no,
               CASE WHEN too_long THEN 'too_long' WHEN t IS NULL THEN 'bad_utf8'
                    WHEN regexp_matches(t, {lit(CONTROL_RE)}) THEN 'control' END AS code0,
-              CASE WHEN t IS NULL THEN 0 ELSE strpos(t, {tab}) END AS tab1 {extra}
-            FROM nb
+              string_split(t, chr(9)) AS f
+            FROM nb WHERE too_long OR t IS NULL OR t <> ''
         )
         SELECT file_idx, line_no, {split} FROM sp"""
     )
@@ -144,13 +141,15 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
         email = f"WHEN regexp_full_match(uid, {lit(re_body(EMAIL_LIKE_RE))}) THEN 'dpuuid_email'" if plan.reject_email_like else ""
         id_check = f"""CASE WHEN contains(uid, ':') OR contains(lower(uid), '%3a') THEN 'dpuuid_colon'
                             WHEN strlen(uid) > 1024 THEN 'dpuuid_too_long' {email} END"""
+    any_discarded = con.execute("SELECT EXISTS (SELECT 1 FROM discarded)").fetchone()[0]
+    if any_discarded:
+        source = """SELECT c.*, {ns} AS ns, (d.line_no IS NOT NULL) AS is_discarded
+              FROM cls c LEFT JOIN discarded d ON d.file_idx = c.file_idx AND d.line_no = c.line_no"""
+    else:  # the usual case: no user over the cap, no join
+        source = "SELECT c.*, {ns} AS ns, false AS is_discarded FROM cls c"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE st AS
-        WITH c AS (
-            SELECT c.*, {ns_col} AS ns,
-                   (d.line_no IS NOT NULL) AS is_discarded
-              FROM cls c LEFT JOIN discarded d ON d.file_idx = c.file_idx AND d.line_no = c.line_no
-        )
+        WITH c AS ({source.format(ns=ns_col)})
         SELECT file_idx, line_no, uid, rest, ns,
                CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
           FROM c"""
@@ -170,30 +169,33 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
                    (NOT contains(rest, '"') OR regexp_full_match(rest, {lit(ITEM_LIST_RE)})) AS list_ok
               FROM st WHERE code IS NULL
         ), u AS (
-            SELECT file_idx, line_no, list_ok, trim(item, ' ') AS it, pos
+            SELECT file_idx, line_no, list_ok, {_trim("item")} AS it, pos
               FROM (SELECT *, unnest(parts) AS item, generate_subscripts(parts, 1) AS pos FROM src)
         ), f AS (
+            -- Unquoted items are split once on '=' (string functions that index characters,
+            -- like split_part and substr, cost 5-10x more on the hot path).
             SELECT file_idx, line_no, pos, it, list_ok,
-              CASE WHEN NOT contains(it, '"') AND contains(it, '=') THEN
-                        CASE WHEN length(it) - length(replace(it, '=', '')) = 1 THEN 'kv' ELSE 'bad' END
-                   WHEN contains(it, '"') THEN CASE WHEN regexp_full_match(it, {kvq}) THEN 'kvq' ELSE 'bad' END
-                   WHEN regexp_full_match(it, '[0-9]+') THEN 'bare'
-                   WHEN regexp_full_match(it, '[0-9]+:(?:0|-1)') THEN 'colon'
-                   ELSE 'bad' END AS form
+                   CASE WHEN NOT contains(it, '"') THEN string_split(it, '=') END AS eq
               FROM u WHERE it <> ''
         ), kv AS (
-            SELECT *,
-              CASE form WHEN 'kv' THEN trim(split_part(it, '=', 1), ' ')
-                        WHEN 'kvq' THEN CASE WHEN starts_with(it, '"') THEN regexp_extract(it, {kvq}, 1)
-                                             ELSE regexp_extract(it, {kvq}, 2) END END AS k_raw,
-              CASE form WHEN 'kv' THEN trim(split_part(it, '=', 2), ' ')
-                        WHEN 'kvq' THEN CASE WHEN ends_with(it, '"') THEN regexp_extract(it, {kvq}, 3)
+            SELECT file_idx, line_no, pos, list_ok,
+              CASE WHEN eq IS NULL THEN CASE WHEN regexp_full_match(it, {kvq}) THEN 'kvq' ELSE 'bad' END
+                   WHEN len(eq) = 2 THEN 'kv'
+                   WHEN len(eq) > 2 THEN 'bad'
+                   WHEN regexp_full_match(it, '[0-9]+') THEN 'bare'
+                   WHEN regexp_full_match(it, '[0-9]+:(?:0|-1)') THEN 'colon'
+                   ELSE 'bad' END AS form,
+              CASE WHEN eq IS NULL THEN CASE WHEN starts_with(it, '"') THEN regexp_extract(it, {kvq}, 1)
+                                             ELSE regexp_extract(it, {kvq}, 2) END
+                   WHEN len(eq) = 2 THEN {_trim("eq[1]")} END AS k_raw,
+              CASE WHEN eq IS NULL THEN CASE WHEN ends_with(it, '"') THEN regexp_extract(it, {kvq}, 3)
                                              ELSE regexp_extract(it, {kvq}, 4) END
-                        WHEN 'bare' THEN it
-                        WHEN 'colon' THEN split_part(it, ':', 1) END AS v
+                   WHEN len(eq) = 2 THEN {_trim("eq[2]")}
+                   WHEN contains(it, ':') THEN split_part(it, ':', 1)
+                   ELSE it END AS v
               FROM f
         ), k AS (
-            SELECT *, CASE WHEN form IN ('kv', 'kvq') THEN {ascii_lower("ltrim(k_raw, '-')")} WHEN form = 'bare' THEN 'ic' END AS k FROM kv
+            SELECT *, CASE WHEN form IN ('kv', 'kvq') THEN {_key("k_raw")} WHEN form = 'bare' THEN 'ic' END AS k FROM kv
         )
         SELECT file_idx, line_no, pos, k, v,
           CASE WHEN form = 'colon' THEN 'remove'
@@ -214,6 +216,17 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
              ) i ON i.file_idx = s.file_idx AND i.line_no = s.line_no
          WHERE s.code IS NULL"""
     )
+
+
+def _trim(expr: str) -> str:
+    """trim(expr) only where needed: most items have no surrounding spaces, and trim copies."""
+    return f"CASE WHEN starts_with({expr}, ' ') OR ends_with({expr}, ' ') THEN trim({expr}) ELSE {expr} END"
+
+
+def _key(expr: str) -> str:
+    """The signal key: leading '-' dropped, A–Z lower-cased (D-24); lower() is exact on ASCII."""
+    dashless = f"CASE WHEN starts_with({expr}, '-') THEN ltrim({expr}, '-') ELSE {expr} END"
+    return f"CASE WHEN strlen({expr}) = length({expr}) THEN lower({dashless}) ELSE {ascii_lower(dashless)} END"
 
 
 def _resolve(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
@@ -262,26 +275,53 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) ->
     con.execute("CREATE OR REPLACE TEMP TABLE sig_used (file_idx INTEGER, line_no BIGINT, pos BIGINT, sid INTEGER)")
     if book.eq_atoms or book.complex_rules:
         _evaluate_rules(con, book)
-    # One aggregation per line over every fact an item contributed.
+    has_rule_facts = con.execute("SELECT EXISTS (SELECT 1 FROM rule_hits) OR EXISTS (SELECT 1 FROM sig_used)").fetchone()[0]
+    if not has_rule_facts:
+        # Directive-only files (the d_sid case): one pass over the directives.
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE line_eval AS
+            SELECT file_idx, line_no,
+                   len(list_distinct(list(sid) FILTER (WHERE kind = 'add' AND status = 'valid'))) AS n_realized,
+                   count(*) FILTER (WHERE status = 'valid') AS n_used,
+                   count(*) FILTER (WHERE kind = 'remove' AND status = 'valid') AS n_removals,
+                   count(*) FILTER (WHERE status = 'failed') AS n_failed
+              FROM dirs GROUP BY file_idx, line_no"""
+        )
+    else:
+        _line_eval_with_rules(con)
+    _line_ops(con)
+
+
+def _line_eval_with_rules(con: duckdb.DuckDBPyConnection) -> None:
+    # One aggregation per line. Directive items are counted directly (one row per item);
+    # realized traits and used signals are made distinct per line first, which is much
+    # cheaper than count(DISTINCT …) per group.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE line_eval AS
         WITH facts AS (
-            SELECT file_idx, line_no, pos,
-                   CASE WHEN kind = 'add' AND status = 'valid' THEN sid END AS realized,
-                   status = 'valid' AS used,
-                   kind = 'remove' AND status = 'valid' AS removal,
-                   status = 'failed' AS failed
-              FROM dirs
-            UNION ALL SELECT file_idx, line_no, NULL, sid, false, false, false FROM rule_hits
-            UNION ALL SELECT DISTINCT file_idx, line_no, pos, NULL::INTEGER, true, false, false FROM sig_used
+            SELECT file_idx, line_no,
+                   count(*) FILTER (WHERE status = 'valid') AS n_used,
+                   count(*) FILTER (WHERE kind = 'remove' AND status = 'valid') AS n_removals,
+                   count(*) FILTER (WHERE status = 'failed') AS n_failed,
+                   0 AS n_realized
+              FROM dirs GROUP BY file_idx, line_no
+            UNION ALL
+            SELECT file_idx, line_no, 0, 0, 0, count(*) FROM (
+                SELECT DISTINCT file_idx, line_no, sid FROM (
+                    SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid'
+                    UNION ALL SELECT file_idx, line_no, sid FROM rule_hits))
+             GROUP BY file_idx, line_no
+            UNION ALL
+            SELECT file_idx, line_no, count(*), 0, 0, 0 FROM (SELECT DISTINCT file_idx, line_no, pos FROM sig_used)
+             GROUP BY file_idx, line_no
         )
-        SELECT file_idx, line_no,
-               count(DISTINCT realized) AS n_realized,
-               count(DISTINCT pos) FILTER (WHERE used) AS n_used,
-               count(*) FILTER (WHERE removal) AS n_removals,
-               count(*) FILTER (WHERE failed) AS n_failed
+        SELECT file_idx, line_no, sum(n_realized) AS n_realized, sum(n_used) AS n_used,
+               sum(n_removals) AS n_removals, sum(n_failed) AS n_failed
           FROM facts GROUP BY file_idx, line_no"""
     )
+
+
+def _line_ops(con: duckdb.DuckDBPyConnection) -> None:
     # Trait changes in item order; a rule realization sits at its last contributing signal.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE line_ops AS

@@ -25,9 +25,10 @@ from onramp.formats.names import DataFileName, SyncFileName
 from onramp.formats.receipt import FileEntry, Receipt, add_counters, check_identity, empty_counters, render_text
 from onramp.intake.containers import open_content, sha256_file
 from onramp.intake.reader import iter_line_batches
-from onramp.service import reject_files
+from onramp.service import notify, reject_files
 from onramp.service import rejects as reject_rows
 from onramp.service.admission import Candidate, SourceInfo, TaxonomySnapshot, admit
+from onramp.server import synclog
 from onramp.service.clock import Clock, system_clock
 from onramp.settings import Settings
 from onramp.store.db import connect
@@ -106,6 +107,8 @@ class _Job:
             reject_files.recover(self.s.data_dir, con)
         con.execute("BEGIN TRANSACTION")
         try:
+            if not self.dry_run:
+                synclog.load_into_store(con, self.s.data_dir)  # HTTP ID syncs logged so far (§2.1) resolve this job's lines
             snapshot = load_snapshot(con)
             cands = [
                 admit(p, uris.get(p, file_uri(p)), p.stat().st_size, snapshot, partner=partner,
@@ -333,6 +336,8 @@ class _Job:
                 "INSERT INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [r.receipt_id, self.job_id, self.env, r.kind, r.partner, r.dpid, r.target_dpid, now, json.dumps(r.to_json()), text],
             )
+        # Same transaction as the receipts: a committed receipt always has its mail queued (§6.1).
+        notify.enqueue_receipts(con, self.s, receipts, now=now)
 
 
 def _device_ns() -> str:

@@ -112,3 +112,30 @@ CREATE TABLE IF NOT EXISTS receipts (
     body        JSON NOT NULL,            -- the §11.3 receipt object
     text        VARCHAR NOT NULL          -- the §6.2 plain-text receipt
 );
+
+-- REST API bearer tokens (docs/api.md). Only the SHA-256 of a token is stored; the token
+-- itself is shown once, when created. partner NULL with role 'admin' = full access.
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_id   VARCHAR PRIMARY KEY,       -- public handle: part of the token, shown by `tokens list`
+    sha256     VARCHAR NOT NULL,          -- hex SHA-256 of the whole token
+    role       VARCHAR NOT NULL,          -- admin | partner | metrics
+    partner    INTEGER,                   -- the partner a 'partner' token speaks for
+    label      VARCHAR,
+    created_at TIMESTAMP NOT NULL,
+    revoked_at TIMESTAMP
+);
+
+-- Receipt mail outbox (SPEC §6.1): one message per receipt, inserted in the job's
+-- transaction and never deleted; delivery moves it to sent, or parked after
+-- mail.max_attempts failures. next_attempt_at doubles as the claim lease while sending.
+CREATE TABLE IF NOT EXISTS mail_outbox (
+    receipt_id      VARCHAR PRIMARY KEY,
+    recipients      VARCHAR[] NOT NULL,
+    message         BLOB NOT NULL,            -- RFC 5322 bytes, exactly as sent
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMP NOT NULL,
+    status          VARCHAR NOT NULL,         -- pending | sent | parked
+    last_error      VARCHAR,
+    created_at      TIMESTAMP NOT NULL,
+    sent_at         TIMESTAMP
+);

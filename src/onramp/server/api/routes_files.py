@@ -1,0 +1,88 @@
+"""The file ledger (one row per processing of a file version) and reprocessing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from onramp.intake.containers import sha256_file
+from onramp.server.api.deps import ApiError, Store, admin, api_user, not_found, settings_of, store
+from onramp.server.api.models import Env, ErrorBody, FileRecord, ReprocessRequest, ReprocessResult
+from onramp.server.api.tenancy import receipt_scope
+from onramp.server.metrics import record_job
+from onramp.service.api_tokens import Principal
+from onramp.service.ingest import run_job
+
+router = APIRouter(tags=["files"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+
+_COLUMNS = ("env", "name", "sha256", "uri", "size", "status", "reason", "job_id", "receipt_id", "processed_at")
+
+
+@router.get("/files", response_model=list[FileRecord], summary="The file ledger, newest first")
+def list_files(
+    env: Env | None = None,
+    status: str | None = Query(None, description="applied | rejected"),
+    name: str | None = Query(None, description="Exact file name."),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=10**9),
+    who: Principal = Depends(api_user),
+    session: Store = Depends(store),
+) -> list[dict]:
+    scope, params = receipt_scope(who)
+    # A file is a partner's when its receipt is: admins also see files without a receipt.
+    where = ["true" if who.is_admin else scope]
+    for column, value in (("env", env), ("status", status), ("name", name)):
+        if value is not None:
+            where.append(f"f.{column} = ?")
+            params.append(value)
+    rows = session.con.execute(
+        f"""SELECT {', '.join('f.' + c for c in _COLUMNS)} FROM files f LEFT JOIN receipts r ON r.receipt_id = f.receipt_id
+             WHERE {' AND '.join(where)} ORDER BY f.processed_at DESC, f.name LIMIT ? OFFSET ?""",
+        [*params, limit, offset],
+    ).fetchall()
+    return [dict(zip(_COLUMNS, r)) for r in rows]
+
+
+def local_path(uri: str) -> Path | None:
+    """The local path of a ``file://`` ledger URI; None for other schemes (S3 and the like)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        return None
+    return Path(unquote(parsed.path))
+
+
+@router.post(
+    "/files/reprocess",
+    response_model=ReprocessResult,
+    summary="Process a file version again (admin)",
+    description="Runs a job now, as `onramp ingest --reprocess` would, for a file still at its ledger location.",
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
+def reprocess(body: ReprocessRequest, request: Request, _: Principal = Depends(admin), session: Store = Depends(store)) -> dict:
+    sql = """SELECT f.uri, f.sha256, r.partner FROM files f LEFT JOIN receipts r ON r.receipt_id = f.receipt_id
+              WHERE f.env = ? AND f.name = ?"""
+    params: list = [body.env, body.name]
+    if body.sha256:
+        sql += " AND f.sha256 = ?"
+        params.append(body.sha256)
+    row = session.con.execute(sql + " ORDER BY f.processed_at DESC LIMIT 1", params).fetchone()
+    if row is None:
+        raise not_found(f"file {body.name!r} in {body.env}", "see GET /api/v1/files for ledger names and versions")
+    uri, sha256, partner = row
+    path = local_path(uri)
+    if path is None:
+        raise ApiError(409, f"only local files can be reprocessed here, not {urlparse(uri).scheme}:// ones",
+                       "copy the file locally and run `onramp ingest --reprocess FILE`")
+    if not path.is_file():
+        raise ApiError(409, f"{body.name} is no longer at {uri}", "restore it there or run `onramp ingest --reprocess FILE`")
+    if sha256 and sha256_file(path) != sha256:
+        # The name now holds other content: processing it would not be a *re*process.
+        raise ApiError(409, f"{body.name} has changed since it was processed", "drop it again as a new file version")
+    started = time.monotonic()
+    result = run_job(settings_of(request), [path], partner=partner, env=body.env, reprocess=True,
+                     uris={path: uri}, con=session.con)
+    record_job(body.env, result.receipts, time.monotonic() - started)
+    return {"job_id": result.job_id, "receipts": [r.to_json() for r in result.receipts]}

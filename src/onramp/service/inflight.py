@@ -1,0 +1,205 @@
+"""The in-flight journal: crash safety between a job's COMMIT and moving its files (DESIGN §4).
+
+A job commits profiles, ledger rows, the receipt and its queued mail in one transaction
+(``service.ingest``). Moving the parts to ``processed/``/``rejected/`` and writing the
+receipt back next to the upload happen after it, outside the store, so a ``kill -9``
+can fall in between. Rerunning the file then would only produce a second, "duplicate"
+receipt — and a second mail.
+
+So before each job the watcher writes an entry under ``<data_dir>/inflight/`` naming the
+logical file's objects, and deletes it once they are moved. An entry found later (after
+a crash, or a failed move) is settled from the ledger, never by running the job again:
+if every part's version (name, SHA-256, URI) is in the ledger, the job committed and its
+stored receipt is put back and the parts moved; otherwise nothing committed, the entry is
+dropped and the file is processed normally.
+
+Limit: a partner re-uploading a byte-identical file to the same key while the service
+crashes during its job gets the earlier receipt put back instead of a "duplicate" one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from onramp.settings import Settings
+from onramp.transports.dropzone import DropObject, DropZone
+from onramp.transports.layout import put_back_name
+
+if TYPE_CHECKING:
+    from onramp.service.watcher import LogicalFile, LogicalKey
+
+log = logging.getLogger("onramp.watcher")
+
+RETRY_SECONDS = 5.0
+
+
+def put_back_names(base: str, receipts: list[dict]) -> list[str]:
+    """Name stems for a logical file's receipts: ``<base>`` for the usual single receipt."""
+    if len(receipts) == 1:
+        return [base]
+    return [f"{base}.{r['receipt_id']}" for r in receipts]
+
+
+class Inflight:
+    """Journal entries of logical files whose job may have committed but whose parts are not moved."""
+
+    def __init__(self, settings: Settings, zones: Mapping[str, DropZone]):
+        self.settings = settings
+        self.zones = zones
+        self.root = Path(settings.data_dir) / "inflight"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._entries: dict[tuple, Path] = {}
+        self._retry_at: dict[Path, float] = {}
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                self._entries[_key(json.loads(path.read_text()))] = path
+            except (OSError, ValueError, KeyError) as exc:
+                log.error("unreadable in-flight entry %s (%s); remove it after checking its files", path, exc)
+
+    def has(self, key: LogicalKey) -> bool:
+        return key in self._entries
+
+    def pending(self) -> bool:
+        return bool(self._entries)
+
+    def begin(self, lf: LogicalFile) -> None:
+        """Record the objects of a job about to run (durably: the job may commit right after)."""
+        body = {"env": lf.env, "partner": lf.partner, "date": lf.date, "base": lf.base,
+                "parts": [asdict(o) for o in lf.parts], "info": asdict(lf.info) if lf.info else None}
+        name = hashlib.sha256(repr(lf.key).encode()).hexdigest()[:32] + ".json"
+        path = self.root / name
+        tmp = self.root / f".{name}.{uuid.uuid4().hex}"
+        with tmp.open("w") as f:
+            json.dump(body, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.root)
+        self._entries[lf.key] = path
+
+    def finish(self, lf: LogicalFile, receipts: list[dict], *, present: set[str] | None = None,
+               fallback: Mapping[str, str] | None = None) -> None:
+        """Write the receipts back next to the upload, move the parts, drop the entry.
+
+        Idempotent: receipts are overwritten with the same bytes; only parts still
+        ``present`` (keys; ``None`` = all) are moved. ``fallback`` gives the status (by URI)
+        of parts no receipt lists.
+        """
+        zone = self.zones[lf.env]
+        data_dir = Path(self.settings.data_dir)
+        for r, stem in zip(receipts, put_back_names(lf.base, receipts)):
+            zone.put_back(lf.partner, lf.date, put_back_name(stem, "receipt"), (json.dumps(r, indent=2) + "\n").encode())
+            if r.get("rejects"):
+                rejects = data_dir / r["rejects"]
+                if rejects.is_file():
+                    zone.put_back(lf.partner, lf.date, put_back_name(stem, "rejects"), rejects.read_bytes())
+                else:
+                    log.warning("reject file %s of receipt %s is missing", rejects, r.get("receipt_id"))
+        status = {**(fallback or {}), **{f["uri"]: f["status"] for r in receipts for f in r.get("files", [])}}
+        for obj in lf.parts:
+            if present is not None and obj.key not in present:
+                continue
+            if obj.uri not in status:
+                log.warning("%s: %s is in no receipt; left in place", lf.env, obj.key)
+                continue
+            zone.finish(obj, "rejected" if status[obj.uri] == "rejected" else "processed")
+        if lf.info is not None and (present is None or lf.info.key in present):
+            zone.finish(lf.info, "processed")
+        self._drop(lf.key)
+
+    def recover_all(self) -> None:
+        """Settle every entry left by a crash or a failed move (errors: retried later)."""
+        now = time.monotonic()
+        for key, path in list(self._entries.items()):
+            if self._retry_at.get(path, 0.0) > now:
+                continue
+            try:
+                self._recover(key, json.loads(path.read_text()))
+            except Exception as exc:  # noqa: BLE001 - keep the entry: the file must not run again meanwhile
+                self._retry_at[path] = now + RETRY_SECONDS
+                log.warning("in-flight %s/%s: cannot settle yet (%s); retrying", key[1], key[3], exc)
+
+    def _recover(self, key: tuple, body: dict) -> None:
+        from onramp.service.watcher import LogicalFile
+
+        zone = self.zones.get(body["env"])
+        if zone is None:
+            raise RuntimeError(f"environment {body['env']!r} has no drop zone in this configuration")
+        present = {o.key: o for o in zone.list_objects()}
+        parts = tuple(DropObject(**p) for p in body["parts"])
+        info = DropObject(**body["info"]) if body.get("info") else None
+        lf = LogicalFile(body["env"], body["partner"], body["date"], body["base"], parts, info)
+        same = [p for p in parts if present.get(p.key) == p]  # replaced objects are new uploads
+        if not same:
+            if info is not None and info.key in present:
+                zone.finish(info, "processed")
+            self._drop(key)
+            return
+        receipts, statuses = self._committed(zone, same)
+        if receipts is None:
+            log.info("%s: %s/%s: its job did not commit; it will be processed again", lf.env, lf.partner, lf.base)
+            self._drop(key)
+            return
+        self.finish(lf, receipts, present=set(present), fallback=statuses)
+        log.info("%s: %s/%s: its job had committed; receipt put back and files moved", lf.env, lf.partner, lf.base)
+
+    def _committed(self, zone: DropZone, parts: list[DropObject]) -> tuple[list[dict] | None, dict[str, str]]:
+        """The newest receipt of these part versions if every one is in the ledger, else None."""
+        from onramp.intake.containers import sha256_file
+        from onramp.service import reject_files
+        from onramp.store.db import connect
+
+        folder = Path(self.settings.data_dir) / "tmp" / "fetch" / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        try:
+            hashes = [(p, sha256_file(zone.fetch(p, folder))) for p in parts]
+            con = connect(self.settings)
+            try:
+                reject_files.recover(self.settings.data_dir, con)  # publish reject files of a crashed commit
+                rows = [
+                    con.execute(
+                        """SELECT status, receipt_id, processed_at FROM files
+                            WHERE env = ? AND name = ? AND sha256 = ? AND uri = ?
+                            ORDER BY processed_at DESC LIMIT 1""",
+                        [zone.env, p.name, sha, p.uri],
+                    ).fetchone()
+                    for p, sha in hashes
+                ]
+                if not all(rows):
+                    return None, {}
+                newest = max(rows, key=lambda r: r[2])[1]
+                body = con.execute("SELECT body FROM receipts WHERE receipt_id = ?", [newest]).fetchone()
+            finally:
+                con.close()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        statuses = {p.uri: "rejected" if row[0] == "rejected" else "accepted" for (p, _), row in zip(hashes, rows)}
+        return ([json.loads(body[0])] if body else []), statuses
+
+    def _drop(self, key: tuple) -> None:
+        path = self._entries.pop(key, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
+            self._retry_at.pop(path, None)
+
+
+def _key(body: dict) -> tuple:
+    return (body["env"], body["partner"], body["date"], body["base"])
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

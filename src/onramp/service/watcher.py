@@ -1,0 +1,531 @@
+"""The watcher (SPEC §3.10): drop zones → settled logical files → fair queue → jobs.
+
+Each environment's drop zone (§9.1) is polled. Its objects are grouped into logical files
+(all split parts of one base name, in one ``<partner>/date=…/`` folder). A logical file
+is *settled* once it has been quiet for ``inbound.settle_seconds`` — no new part, no
+size change — or at once when an `.info` control file listing its parts has seen them all
+arrive. Settled files wait in the fair per-partner queue (``service.queue``); one job
+runs per logical file, so a broken file fails alone. With a cron ``inbound.schedule``
+the queue is filled only at the scheduled times.
+
+After a job, each part moves to ``processed/`` or ``rejected/``, and the JSON receipt
+(plus the reject file) is written back next to the upload. An in-flight journal makes
+this crash-safe: a logical file whose job committed but whose parts were not moved yet
+is finished from the ledger on restart — its stored receipt is put back, no second
+job, no second receipt (see ``service.inflight``).
+
+This module's first half is pure (grouping and settling); ``Watcher`` does the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from onramp.errors import InvalidFileName, UsageError
+from onramp.formats.info_file import InfoFile, InvalidInfoFile, is_info_name, parse_info
+from onramp.formats.names import SyncFileName, parse_file_name
+from onramp.service.clock import Clock, system_clock
+from onramp.service.inflight import Inflight
+from onramp.service.queue import FairQueue
+from onramp.transports.dropzone import DropObject, DropObjectChanged, DropZone
+from onramp.transports.layout import is_put_back
+
+log = logging.getLogger("onramp.watcher")
+
+LogicalKey = tuple[str, str, str, str]  # env, partner folder, date, base name
+
+
+# -- pure: logical files and settling ---------------------------------------------------------
+@dataclass(frozen=True)
+class LogicalFile:
+    """All split parts of one base name in one partner/date folder of one environment."""
+
+    env: str
+    partner: str
+    date: str
+    base: str
+    parts: tuple[DropObject, ...]
+    info: DropObject | None = None  # the `.info` file that lists these parts, if any
+
+    @property
+    def key(self) -> LogicalKey:
+        return (self.env, self.partner, self.date, self.base)
+
+    @property
+    def lane(self) -> tuple[str, str]:
+        return (self.env, self.partner)
+
+    def order(self) -> tuple:
+        """§3.8.4 / D-37 within a partner's lane: ID-sync files first, then by timestamp."""
+        try:
+            name = parse_file_name(self.parts[0].name, accept_short_timestamp=True)
+        except InvalidFileName:
+            return (2, 0, self.base)
+        return (0 if isinstance(name, SyncFileName) else 1, name.timestamp, self.base)
+
+
+def logical_base(name: str) -> str:
+    """The logical file a name belongs to: its base name, or itself when it does not parse
+    (such a file is processed alone and rejected with a receipt, §3.1)."""
+    try:
+        return parse_file_name(name, accept_short_timestamp=True).base_name
+    except InvalidFileName:
+        return name
+
+
+def signature(objects: Iterable[DropObject]) -> tuple:
+    return tuple(sorted((o.key, o.size, o.mtime, o.etag) for o in objects))
+
+
+@dataclass
+class _Seen:
+    signature: tuple
+    changed_at: float | None  # when this process saw the current signature appear; None: before start
+
+
+@dataclass
+class Observation:
+    ready: list[LogicalFile] = field(default_factory=list)
+    waiting: int = 0  # logical files not yet settled
+    stray_infos: list[tuple[DropObject, str | None]] = field(default_factory=list)  # (info, None=orphan | reason)
+
+
+class SettleTracker:
+    """Decides, scan after scan, which logical files are settled (pure: ``now`` is passed in).
+
+    A logical file's quiet time starts at the newest part's modification time or at the
+    scan that first saw its current shape, whichever is later: files uploaded while the
+    service was down are ready on the first scan, and a change the service saw always
+    restarts the clock even if the store reports an old modification time.
+    """
+
+    def __init__(self, settle_seconds: float):
+        self.settle = settle_seconds
+        self._seen: dict[tuple, _Seen] = {}
+
+    def observe(self, env: str, objects: Iterable[DropObject], infos: Mapping[str, InfoFile | InvalidInfoFile],
+                now: float, *, initial: bool = False) -> Observation:
+        groups: dict[LogicalKey, list[DropObject]] = {}
+        info_objs: list[DropObject] = []
+        for obj in objects:
+            if obj.name.startswith(".") or is_put_back(obj.name):
+                continue  # an upload still written under a temporary name, or our own receipt
+            if is_info_name(obj.name):
+                info_objs.append(obj)
+                continue
+            groups.setdefault((env, obj.partner, obj.date, logical_base(obj.name)), []).append(obj)
+        live = set(groups) | {("info", env, o.key) for o in info_objs}
+        for key in [k for k in self._seen if _env_of(k) == env and k not in live]:
+            del self._seen[key]  # moved away or deleted: a new upload under that name starts afresh
+
+        out = Observation()
+        info_of: dict[LogicalKey, DropObject] = {}
+        complete: set[LogicalKey] = set()
+        for info_obj in info_objs:
+            quiet = self._quiet(("info", env, info_obj.key), [info_obj], now, initial)
+            parsed = infos.get(info_obj.key)
+            if parsed is None:
+                continue  # not read yet
+            if isinstance(parsed, InvalidInfoFile):
+                if quiet:
+                    out.stray_infos.append((info_obj, str(parsed)))
+                continue
+            bases = {logical_base(n) for n in parsed.names}
+            if len(bases) != 1:
+                if quiet:
+                    out.stray_infos.append((info_obj, "the .info file lists parts of several logical files"))
+                continue
+            key = (env, info_obj.partner, info_obj.date, bases.pop())
+            parts = {o.name: o for o in groups.get(key, ())}
+            if not parts:
+                if quiet:
+                    out.stray_infos.append((info_obj, None))  # its parts were processed already
+                continue
+            info_of[key] = info_obj
+            if all(p.name in parts and (p.size is None or parts[p.name].size == p.size) for p in parsed.parts):
+                complete.add(key)
+
+        for key, objs in groups.items():
+            settled = self._quiet(key, objs, now, initial)
+            if settled or key in complete:
+                parts = tuple(sorted(objs, key=lambda o: o.name))
+                out.ready.append(LogicalFile(env, key[1], key[2], key[3], parts, info_of.get(key)))
+            else:
+                out.waiting += 1
+        return out
+
+    def current(self, key: LogicalKey) -> tuple | None:
+        seen = self._seen.get(key)
+        return seen.signature if seen else None
+
+    def _quiet(self, key: tuple, objs: list[DropObject], now: float, initial: bool) -> bool:
+        sig = signature(objs)
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = self._seen[key] = _Seen(sig, None if initial else now)
+        elif seen.signature != sig:
+            seen.signature, seen.changed_at = sig, now
+        last_change = max([o.mtime for o in objs] + ([seen.changed_at] if seen.changed_at is not None else []))
+        return now - last_change >= self.settle
+
+
+def _env_of(key: tuple) -> str:
+    return key[1] if key[0] == "info" else key[0]
+
+
+def check_schedule(schedule: str) -> str | None:
+    """``None`` for continuous mode, else the validated cron expression (UTC)."""
+    if schedule.strip().lower() == "continuous":
+        return None
+    from croniter import croniter
+
+    if not croniter.is_valid(schedule):
+        raise UsageError(f"inbound.schedule {schedule!r} is neither 'continuous' nor a cron expression",
+                         hint="write e.g. '30 0,12 * * *' (minute hour day month weekday, UTC), or 'continuous'")
+    return schedule
+
+
+def next_fire(cron: str, after: float) -> float:
+    """The first scheduled time strictly after ``after`` (Unix seconds, UTC)."""
+    from croniter import croniter
+
+    start = datetime.fromtimestamp(after, tz=timezone.utc)
+    return croniter(cron, start).get_next(datetime).timestamp()
+
+
+# -- I/O: the watcher loop ---------------------------------------------------------------------
+FETCH_WORKERS = 2  # the machine has 2 cores; jobs are serialized on the store anyway
+MAIL_EVERY_SECONDS = 15.0  # retry cadence for receipt mail between jobs
+PARTNERS_REFRESH_SECONDS = 10.0
+SWEEP_EVERY_SECONDS = 3600.0
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass
+class _Fetched:
+    lf: LogicalFile
+    folder: Path
+    paths: list[Path]
+
+
+class PartnerFolders:
+    """Partner folder name -> PID for the drop zones, re-read from the store at most every
+    ``refresh`` seconds: partners added by `taxonomy apply` appear without a restart, and
+    the store is not opened on every listing (ADR 0001)."""
+
+    def __init__(self, settings, *, refresh: float = PARTNERS_REFRESH_SECONDS, wall: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.refresh = refresh
+        self.wall = wall
+        self._folders: dict[str, int] = {}
+        self._at = float("-inf")
+
+    def __call__(self) -> dict[str, int]:
+        if self.wall() - self._at >= self.refresh:
+            from onramp.store.db import connect
+            from onramp.transports.dropzone import partner_folders
+
+            con = connect(self.settings)
+            try:
+                self._folders = partner_folders(con)
+            finally:
+                con.close()
+            self._at = self.wall()
+        return self._folders
+
+
+class Watcher:
+    """Polls the drop zones and runs one job per settled logical file, fairly across partners.
+
+    ``run(stop)`` loops until ``stop`` is set; ``step()`` is one iteration (tests drive it).
+    ``wall`` is the real clock for settling and cron (it must agree with drop-zone times);
+    ``clock`` is the job clock (``ONRAMP_NOW`` pins it in tests).
+    """
+
+    def __init__(self, settings, zones: Iterable[DropZone], *, clock: Clock = system_clock,
+                 wall: Callable[[], float] = time.time, poll_seconds: float = 1.0, deliver_mail: bool = True):
+        self.settings = settings
+        self.zones = {z.env: z for z in zones}
+        self.clock = clock
+        self.wall = wall
+        self.poll = poll_seconds
+        self.deliver_mail = deliver_mail
+        self.cron = check_schedule(settings.inbound.schedule)
+        self.tracker = SettleTracker(settings.inbound.settle_seconds)
+        self.queue: FairQueue[tuple[str, str], LogicalFile] = FairQueue()
+        self.inflight = Inflight(settings, self.zones)
+        self._infos: dict[str, tuple[tuple, InfoFile | InvalidInfoFile]] = {}
+        self._failures: dict[LogicalKey, tuple[int, float]] = {}
+        self._pool = ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="onramp-fetch")
+        self._fetching: list[tuple[LogicalFile, Future[_Fetched]]] = []
+        self._initial = True
+        self._next_fire = next_fire(self.cron, self.wall()) if self.cron else None
+        self._mail_at = float("-inf")
+        self._mail_due = False
+        self._swept_at = float("-inf")
+        self._last_waiting = 0
+        self.jobs_run = 0
+
+    # -- loop --------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                busy = self.step(stop)
+                if not busy:
+                    stop.wait(self.poll)
+        finally:
+            self.close()
+
+    def step(self, stop: threading.Event | None = None) -> bool:
+        """Recover, scan, and run at most one job; True if a job ran.
+
+        One job per step: the zones are scanned again between two jobs, so a partner's
+        file that settles meanwhile takes its turn before the next of a long backlog.
+        """
+        self.inflight.recover_all()
+        self.scan()
+        self._fill_fetches()
+        ran = False
+        done = self._take_fetched(timeout=self.poll if self._fetching else 0)
+        if done is not None and not (stop and stop.is_set()):
+            self._run(*done)
+            ran = True
+            self._fill_fetches()
+        self._deliver_mail()
+        self._sweep()
+        return ran
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Step until nothing is queued, fetching or waiting to settle (tests, `onramp demo`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.step():
+                continue
+            if not self.queue and not self._fetching and not self.inflight.pending() and self._last_waiting == 0:
+                return
+            time.sleep(min(self.poll, 0.2))
+        raise TimeoutError("the drop zones did not drain in time")
+
+    def close(self) -> None:
+        for _, fut in self._fetching:
+            fut.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- scanning ----------------------------------------------------------------------------
+    def scan(self) -> None:
+        now = self.wall()
+        fire = self.cron is None or now >= (self._next_fire or 0)
+        waiting = 0
+        for env, zone in self.zones.items():
+            try:
+                objects = list(zone.list_objects())
+            except Exception as exc:  # noqa: BLE001 - a zone that cannot be listed must not stop the others
+                log.error("%s drop zone: cannot list objects: %s", env, exc)
+                continue
+            seen = self.tracker.observe(env, objects, self._read_infos(zone, objects), now, initial=self._initial)
+            waiting += seen.waiting
+            for info, reason in seen.stray_infos:
+                self._finish_stray(zone, info, reason)
+            for lf in seen.ready:
+                if fire:
+                    self._enqueue(lf, now)
+        self._initial = False
+        self._last_waiting = waiting
+        if self.cron and fire:
+            self._next_fire = next_fire(self.cron, now)
+            log.info("scheduled inbound run done; next at %s UTC",
+                     datetime.fromtimestamp(self._next_fire, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
+        self._update_depth()
+
+    def _enqueue(self, lf: LogicalFile, now: float) -> None:
+        if self.inflight.has(lf.key):
+            return  # a committed job is being finished from the ledger, never run again
+        failed = self._failures.get(lf.key)
+        if failed and now < failed[1]:
+            return
+        if self.queue.push(lf.lane, lf.key, lf, lf.order()):
+            log.info("%s: %s/date=%s/%s settled (%d part%s)", lf.env, lf.partner, lf.date, lf.base,
+                     len(lf.parts), "" if len(lf.parts) == 1 else "s")
+
+    def _read_infos(self, zone: DropZone, objects: list[DropObject]) -> dict[str, InfoFile | InvalidInfoFile]:
+        """Parse each `.info` object once per version (it is small; the zone fetches it)."""
+        out: dict[str, InfoFile | InvalidInfoFile] = {}
+        for obj in objects:
+            if not is_info_name(obj.name):
+                continue
+            sig = (obj.size, obj.mtime, obj.etag)
+            cached = self._infos.get(obj.key)
+            if cached is None or cached[0] != sig:
+                folder = self._scratch()
+                try:
+                    data = zone.fetch(obj, folder).read_bytes()
+                    parsed: InfoFile | InvalidInfoFile = parse_info(data, where=obj.name)
+                except InvalidInfoFile as exc:
+                    parsed = exc
+                except Exception as exc:  # noqa: BLE001 - vanished or unreadable: try again next scan
+                    log.warning("%s: cannot read %s: %s", zone.env, obj.key, exc)
+                    continue
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+                cached = self._infos[obj.key] = (sig, parsed)
+            out[obj.key] = cached[1]
+        return out
+
+    def _finish_stray(self, zone: DropZone, info: DropObject, reason: str | None) -> None:
+        try:
+            zone.finish(info, "processed" if reason is None else "rejected")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s: cannot move %s: %s", zone.env, info.key, exc)
+            return
+        self._infos.pop(info.key, None)
+        if reason is None:
+            log.info("%s: %s lists no part still waiting; moved to processed/", zone.env, info.key)
+        else:
+            log.warning("%s: %s moved to rejected/: %s", zone.env, info.key, reason)
+
+    # -- fetching and running -------------------------------------------------------------------
+    def _fill_fetches(self) -> None:
+        while len(self._fetching) < FETCH_WORKERS:
+            popped = self.queue.pop()
+            if popped is None:
+                break
+            lf = popped[2]
+            if self.tracker.current(lf.key) != signature(lf.parts):
+                self.queue.release(lf.key)  # changed since it settled: let it settle again
+                continue
+            self._fetching.append((lf, self._pool.submit(self._fetch, lf)))
+        self._update_depth()
+
+    def _fetch(self, lf: LogicalFile) -> _Fetched:
+        zone = self.zones[lf.env]
+        folder = self._scratch()
+        paths = []
+        for obj in lf.parts:
+            path = zone.fetch(obj, folder)
+            if path.name != obj.name:  # the ledger knows a file by its name (§3.2)
+                target = folder / obj.name
+                shutil.copyfile(path, target)
+                path = target
+            paths.append(path)
+        return _Fetched(lf, folder, paths)
+
+    def _take_fetched(self, timeout: float) -> tuple[LogicalFile, Future[_Fetched]] | None:
+        """The first finished fetch in queue order: a slow download never holds up one that is done."""
+        for i, (lf, fut) in enumerate(self._fetching):
+            if fut.done():
+                return self._fetching.pop(i)
+        if timeout > 0:
+            wait([f for _, f in self._fetching], timeout=timeout, return_when=FIRST_COMPLETED)
+            return self._take_fetched(0)
+        return None
+
+    def _run(self, lf: LogicalFile, fut: Future[_Fetched]) -> None:
+        try:
+            fetched = fut.result()
+        except DropObjectChanged:
+            self.queue.release(lf.key)  # replaced or deleted since it settled: it settles again
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. access denied; retried with a growing delay
+            self._failed(lf, f"cannot fetch: {exc}")
+            return
+        try:
+            self._job(lf, fetched)
+        finally:
+            shutil.rmtree(fetched.folder, ignore_errors=True)
+
+    def _job(self, lf: LogicalFile, fetched: _Fetched) -> None:
+        from onramp.server import metrics
+        from onramp.service.ingest import run_job
+        from onramp.store.db import connect
+
+        started = time.monotonic()
+        pid = lf.parts[0].pid  # the partner folder names the uploader (§3.1)
+        uris = {p: o.uri or o.key for p, o in zip(fetched.paths, lf.parts)}
+        try:
+            con = connect(self.settings)
+            try:
+                self.inflight.begin(lf)
+                result = run_job(self.settings, fetched.paths, partner=pid, env=lf.env, clock=self.clock, uris=uris, con=con)
+            finally:
+                con.close()
+        except Exception as exc:  # noqa: BLE001 - the job rolled back (or committed just before failing):
+            # the in-flight journal decides which, from the ledger, before anything runs again.
+            log.exception("%s: job for %s/%s failed", lf.env, lf.partner, lf.base)
+            self._failed(lf, str(exc))
+            return
+        metrics.JOB_SECONDS.labels(lf.env).observe(time.monotonic() - started)
+        for r in result.receipts:
+            for f in r.files:
+                metrics.FILES.labels(lf.env, f.status).inc()
+        self.jobs_run += 1
+        self._failures.pop(lf.key, None)
+        self._mail_due = True
+        try:
+            self.inflight.finish(lf, [r.to_json() for r in result.receipts])
+        except Exception as exc:  # noqa: BLE001 - committed: finished later from the ledger, never rerun
+            log.warning("%s: %s/%s processed, but moving it failed (%s); retrying from the ledger", lf.env, lf.partner, lf.base, exc)
+        finally:
+            self.queue.release(lf.key)
+        accepted = sum(f.status == "accepted" for r in result.receipts for f in r.files)
+        log.info("%s: %s/date=%s/%s done: %d file(s) accepted, %d rejected (job %s)", lf.env, lf.partner, lf.date,
+                 lf.base, accepted, sum(len(r.files) for r in result.receipts) - accepted, result.job_id)
+
+    def _failed(self, lf: LogicalFile, reason: str) -> None:
+        attempts = self._failures.get(lf.key, (0, 0.0))[0] + 1
+        delay = min(MAX_BACKOFF_SECONDS, self.poll * 2 ** attempts)
+        self._failures[lf.key] = (attempts, self.wall() + delay)
+        self.queue.release(lf.key)
+        log.warning("%s: %s/%s not processed (attempt %d): %s; next try in %.0f s", lf.env, lf.partner, lf.base,
+                    attempts, reason, delay)
+
+    def _deliver_mail(self) -> None:
+        if not self.deliver_mail:
+            return
+        now = self.wall()
+        if not (self._mail_due or now - self._mail_at >= MAIL_EVERY_SECONDS):
+            return
+        self._mail_at, self._mail_due = now, False
+        try:
+            from onramp.service.notify import deliver_pending
+
+            deliver_pending(self.settings, clock=self.clock)
+        except Exception as exc:  # noqa: BLE001 - mail stays queued in the store and is retried
+            log.warning("receipt mail delivery failed: %s; retrying in %.0f s", exc, MAIL_EVERY_SECONDS)
+
+    def _sweep(self) -> None:
+        """Archived uploads are kept ``inbound.s3_retention_days`` for inspection (§3.1), then deleted."""
+        now = self.wall()
+        if now - self._swept_at < SWEEP_EVERY_SECONDS:
+            return
+        self._swept_at = now
+        cutoff = datetime.fromtimestamp(now, tz=timezone.utc) - timedelta(days=self.settings.inbound.s3_retention_days)
+        for env, zone in self.zones.items():
+            try:
+                removed = zone.sweep(cutoff)
+            except Exception as exc:  # noqa: BLE001 - retention is housekeeping; try again next hour
+                log.warning("%s drop zone: retention sweep failed: %s", env, exc)
+                continue
+            if removed:
+                log.info("%s drop zone: deleted %d archived file(s) older than %d days", env, len(removed),
+                         self.settings.inbound.s3_retention_days)
+
+    def _scratch(self) -> Path:
+        folder = Path(self.settings.data_dir) / "tmp" / "fetch" / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        return folder
+
+    def _update_depth(self) -> None:
+        from onramp.server import metrics
+
+        queued = self.queue.queued_keys()
+        for env in self.zones:
+            metrics.QUEUE_DEPTH.labels(env).set(sum(1 for k in queued if k[0] == env))

@@ -1,0 +1,130 @@
+"""The partner FTP/FTPS server (pyftpdlib), one chrooted account per partner (SPEC §3.1, §9.2).
+
+Each partner's home is its folder in the local drop zone (``partner_homes``). Sessions
+start in binary mode, because ASCII mode corrupts ``.gz``/``.pgp`` files (§3.1); a
+client that asks for ASCII gets the standard CRLF conversion. With ``ftp.certfile``
+the server speaks explicit FTPS (AUTH TLS) and, by default, requires it.
+
+``start_ftp_server`` runs the server in a thread and returns a handle with ``port``
+and ``close()``; nothing is kept at module level, so several servers (prod, beta,
+tests) can run in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.servers import FTPServer
+
+from onramp.errors import UsageError
+from onramp.service.clock import system_clock
+from onramp.settings import FtpSettings, Settings
+from onramp.transports.partner_homes import PartnerAccount, ServerHandle, UploadPlacer, prepare_homes
+
+# Permissions (pyftpdlib letters): e=cd, l=list, r=download, a=append, d=delete,
+# f=rename, w=upload. Everywhere in the home: read only; at its root also write.
+_READ = "elr"
+_ROOT_WRITE = "elradfw"
+
+
+class _Authorizer(DummyAuthorizer):
+    """Password check in constant time; unknown logins fail like wrong passwords."""
+
+    def __init__(self, accounts: Mapping[str, PartnerAccount]):
+        super().__init__()
+        self._accounts = accounts
+
+    def validate_authentication(self, username: str, password: str, handler: Any) -> None:
+        account = self._accounts.get(username)
+        if account is None or not self.has_user(username) or not account.check_password(password):
+            raise AuthenticationFailed("Authentication failed: check the partner login and password.")
+
+
+def start_ftp_server(
+    settings: Settings | FtpSettings,
+    root: Path,
+    accounts: Mapping[str, PartnerAccount],
+    *,
+    port: int | None = None,
+    clock: Callable[[], datetime] = system_clock,
+) -> ServerHandle:
+    """Serve the partners' homes under the zone ``root`` (``ftp.port``, or ``port``; 0 = any free port)."""
+    ftp = settings.ftp if isinstance(settings, Settings) else settings
+    homes = prepare_homes(root, accounts)
+    authorizer = _Authorizer(accounts)
+    for login, home in homes.items():
+        if accounts[login].password is None:
+            continue  # key-only accounts exist for SFTP alone
+        authorizer.add_user(login, "", str(home), perm=_READ, msg_login=f"Welcome, {login}. Upload files to this folder.")
+        authorizer.override_perm(login, str(home), _ROOT_WRITE, recursive=False)
+    handler = _handler_class(ftp, authorizer, UploadPlacer(clock), homes)
+    server = FTPServer((ftp.host, ftp.port if port is None else port), handler)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        try:
+            while not stopping.is_set():
+                server.serve_forever(timeout=0.1, blocking=False, handle_exit=False)
+        finally:
+            server.close_all()
+
+    thread = threading.Thread(target=serve, name=f"onramp-ftp-{server.address[1]}", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stopping.set()
+        thread.join(timeout=10)
+
+    return ServerHandle(server.address[1], stop)
+
+
+def _handler_class(ftp: FtpSettings, authorizer: _Authorizer, placer: UploadPlacer, homes: Mapping[str, Path]) -> type:
+    """A handler class of its own per server: pyftpdlib keeps its options on the class."""
+    tls = ftp.certfile is not None
+    base: type = TLS_FTPHandler if tls else FTPHandler
+
+    class PartnerFTPHandler(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self._current_type = "i"  # binary unless the client asks for ASCII (§3.1)
+
+        def on_file_received(self, file: str) -> None:
+            placer.place(homes[self.username], Path(file))
+
+        def ftp_RNTO(self, path: str) -> Any:
+            # Clients that upload under a temporary name finish with a rename (§3.1 uploads
+            # complete when they get their final name).
+            done = super().ftp_RNTO(path)
+            if done:
+                placer.place(homes[self.username], Path(done[1]))
+            return done
+
+    attrs: dict[str, Any] = {
+        "authorizer": authorizer,
+        "banner": "Onramp partner file drop: upload in binary mode (TYPE I).",
+        "permit_foreign_addresses": False,
+        "passive_ports": _passive_ports(ftp.passive_ports),
+    }
+    if tls:
+        if not Path(ftp.certfile).is_file():  # type: ignore[arg-type]
+            raise UsageError(f"ftp.certfile {ftp.certfile} does not exist", hint="point ftp.certfile at a PEM file holding the certificate and its key")
+        attrs.update(certfile=str(ftp.certfile), tls_control_required=ftp.tls_required, tls_data_required=ftp.tls_required)
+    for name, value in attrs.items():
+        setattr(PartnerFTPHandler, name, value)
+    return PartnerFTPHandler
+
+
+def _passive_ports(spec: str) -> list[int] | None:
+    if not spec:
+        return None
+    try:
+        low, high = (int(p) for p in spec.split("-"))
+    except ValueError:
+        raise UsageError(f"ftp.passive_ports is {spec!r}", hint="write a range LOW-HIGH, e.g. 60000-60100") from None
+    return list(range(low, high + 1))

@@ -1,0 +1,51 @@
+"""`onramp config show` (issue #3): the effective configuration, secrets masked, through the real CLI."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+SECRETS = ("toml-pass-1", "env-pass-2", "env-token-3", "ftp-pass-4")
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "onramp.toml"
+    path.write_text(
+        '[mail]\nsmtp_host = "mail.example"\nsmtp_port = 25\nusername = "onramp"\npassword = "toml-pass-1"\n'
+        '[platform]\nname = "Acme Onramp"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_effective_configuration_with_secrets_masked(onramp, config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONRAMP_MAIL__PASSWORD", "env-pass-2")  # environment beats the TOML file
+    monkeypatch.setenv("ONRAMP_MAIL__SMTP_PORT", "2525")
+    monkeypatch.setenv("ONRAMP_HTTP__ADMIN_TOKEN", "env-token-3")
+    monkeypatch.setenv("ONRAMP_FTP__ACCOUNTS", '{"acme": "ftp-pass-4"}')
+    res = onramp("--config", str(config_file), "config", "show")
+    assert res.code == 0, res.stderr
+    for secret in SECRETS:
+        assert secret not in res.stdout and secret not in res.stderr
+    shown = tomllib.loads(res.stdout)
+    assert shown["data_dir"] == str(onramp.data_dir)
+    assert shown["mail"]["smtp_host"] == "mail.example" and shown["mail"]["smtp_port"] == 2525
+    assert shown["mail"]["username"] == "onramp" and shown["mail"]["password"] == "********"
+    assert shown["http"]["admin_token"] == "********"
+    assert shown["ftp"]["accounts"] == {"acme": "********"}
+    assert shown["platform"]["name"] == "Acme Onramp"
+    assert shown["dropzone"]["s3_secret_key"] == "", "an unset secret shows as empty, not masked"
+    assert shown["inbound"]["max_lines_per_user"] == 200  # defaults are part of the effective configuration
+
+    as_json = onramp("--config", str(config_file), "config", "show", "--json")
+    assert as_json.code == 0 and as_json.json()["mail"] == {**shown["mail"], "ca_file": None}
+    assert not any(secret in as_json.stdout for secret in SECRETS)
+
+
+def test_missing_config_file_is_a_usage_error(onramp, tmp_path: Path) -> None:
+    res = onramp("--config", str(tmp_path / "nope.toml"), "config", "show")
+    assert res.code == 2
+    assert "does not exist" in res.stderr and "hint" in res.stderr

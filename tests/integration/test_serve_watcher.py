@@ -1,0 +1,244 @@
+"""The watcher in-process on real local drop zones and a real store (SPEC §3.10, §6.1, §9.1).
+
+Time is injected (``wall``) only where the test must control it (cron); everything else —
+drop zones, store, jobs, receipts, mail outbox — is the real thing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from onramp.formats.info_file import render_info
+from onramp.service.watcher import PartnerFolders, Watcher
+from onramp.settings import Settings, load_settings
+from onramp.store.db import connect
+from onramp.taxonomy.apply import apply_taxonomy
+from onramp.taxonomy.load import load_taxonomy
+from onramp.transports.dropzone import ENVIRONMENTS, open_dropzone
+
+TAXONOMY = """
+partners:
+  - {pid: 7, name: acme, contacts: [ops@acme.example]}
+  - {pid: 8, name: globex}
+data_sources:
+  - {dpid: 21, owner: 7, name: Acme UUIDs, id_type: cookie, inbound_id_type: platform_uuid}
+  - {dpid: 31, owner: 8, name: Globex UUIDs, id_type: cookie, inbound_id_type: platform_uuid}
+traits:
+  - {sid: 101, name: Acme one, data_source: 21, type: onboarded, rule: 'ic == "1"'}
+  - {sid: 301, name: Globex one, data_source: 31, type: onboarded, rule: 'ic == "1"'}
+"""
+DAY = "2026-11-22"
+UUID = "12345678901234567890123456789012345678"
+
+
+def make_settings(tmp_path: Path, **inbound) -> Settings:
+    settings = load_settings(data_dir=tmp_path / "data", inbound={"settle_seconds": 0, **inbound})
+    taxonomy, _ = load_taxonomy(TAXONOMY)
+    con = connect(settings)
+    try:
+        apply_taxonomy(con, taxonomy)
+    finally:
+        con.close()
+    return settings
+
+
+def make_watcher(settings: Settings, **options) -> Watcher:
+    partners = PartnerFolders(settings, refresh=0)
+    return Watcher(settings, [open_dropzone(settings, env, partners) for env in ENVIRONMENTS], poll_seconds=0.05, **options)
+
+
+def zone(settings: Settings, env: str = "prod") -> Path:
+    return Path(settings.data_dir) / "dropzone" / env
+
+
+def drop(settings: Settings, name: str, lines: list[str], *, partner: str = "acme", env: str = "prod") -> Path:
+    path = zone(settings, env) / partner / f"date={DAY}" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(line + "\n" for line in lines).encode()
+    path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
+    return path
+
+
+def receipt(settings: Settings, base: str, *, partner: str = "acme", env: str = "prod") -> dict:
+    return json.loads((zone(settings, env) / partner / f"date={DAY}" / f"{base}.receipt.json").read_text())
+
+
+def archived(settings: Settings, outcome: str, name: str, *, partner: str = "acme", env: str = "prod") -> bool:
+    return (zone(settings, env) / outcome / partner / f"date={DAY}" / name).is_file()
+
+
+def stored_receipts(settings: Settings) -> list[dict]:
+    con = connect(settings)
+    try:
+        return [json.loads(b) for (b,) in con.execute("SELECT body FROM receipts ORDER BY created_at").fetchall()]
+    finally:
+        con.close()
+
+
+def test_receipts_are_written_back_and_files_archived_by_outcome(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    drop(settings, "ftp_dpm_21_1700000000.sync", [f"{UUID}\t1", "no tab here", f"{UUID}\t2"])
+    drop(settings, "ftp_dpm_21_1700000001.sync", [])  # empty file: rejected as a whole (§3.3)
+    drop(settings, "FTP_DPM_21_1700000002.sync", [f"{UUID}\t1"])  # unknown name: rejected (§3.1)
+    drop(settings, "ftp_dpm_31_1700000003.sync", [f"{UUID}\t1"])  # acme may not write globex's source
+    watcher = make_watcher(settings)
+    watcher.drain()
+
+    good = receipt(settings, "ftp_dpm_21_1700000000.sync")
+    assert good["files"][0]["status"] == "accepted" and good["environment"] == "prod"
+    assert (good["records_received"], good["format_errors"], good["stored_records"]) == (3, 1, 1)
+    assert good["files"][0]["uri"].startswith("file://")
+    rejects = zone(settings) / "acme" / f"date={DAY}" / "ftp_dpm_21_1700000000.sync.rejects.tsv.gz"
+    assert b"no tab here" in gzip.decompress(rejects.read_bytes())
+    assert archived(settings, "processed", "ftp_dpm_21_1700000000.sync")
+
+    assert receipt(settings, "ftp_dpm_21_1700000001.sync")["files"][0]["reason"] == "empty file"
+    assert archived(settings, "rejected", "ftp_dpm_21_1700000001.sync")
+    bad_name = receipt(settings, "FTP_DPM_21_1700000002.sync")
+    assert bad_name["kind"] == "rejected_files" and bad_name["files"][0]["reason"].startswith("invalid file name")
+    assert archived(settings, "rejected", "FTP_DPM_21_1700000002.sync")
+    assert "may not" in receipt(settings, "ftp_dpm_31_1700000003.sync")["files"][0]["reason"]
+    assert archived(settings, "rejected", "ftp_dpm_31_1700000003.sync")
+
+    # Nothing left to process; each file produced exactly one stored receipt and one mail.
+    assert sorted(p.name for p in (zone(settings) / "acme" / f"date={DAY}").iterdir()) == sorted(
+        [f"{b}.receipt.json" for b in ("ftp_dpm_21_1700000000.sync", "ftp_dpm_21_1700000001.sync",
+                                        "FTP_DPM_21_1700000002.sync", "ftp_dpm_31_1700000003.sync")]
+        + ["ftp_dpm_21_1700000000.sync.rejects.tsv.gz"])
+    assert len(stored_receipts(settings)) == 4
+    assert len(list((Path(settings.data_dir) / "outbox").glob("*.eml"))) == 4
+    assert not list((Path(settings.data_dir) / "inflight").iterdir())
+    assert watcher.jobs_run == 4
+
+
+def test_split_parts_are_one_job_and_one_receipt(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    drop(settings, "ftp_dpm_21_1700000000.sync.1.gz", [f"{UUID}\t1"])
+    drop(settings, "ftp_dpm_21_1700000000.sync.2.gz", [f"{UUID[:-1]}9\t1", "bad"])
+    make_watcher(settings).drain()
+    r = receipt(settings, "ftp_dpm_21_1700000000.sync")
+    assert [f["name"] for f in r["files"]] == ["ftp_dpm_21_1700000000.sync.1.gz", "ftp_dpm_21_1700000000.sync.2.gz"]
+    assert (r["records_received"], r["stored_records"]) == (3, 2)
+    assert len(stored_receipts(settings)) == 1
+
+
+def test_one_partners_backlog_does_not_delay_another(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    for i in range(6):
+        drop(settings, f"ftp_dpm_21_170000000{i}.sync", [f"{UUID}\t1"])
+    drop(settings, "ftp_dpm_31_1700000000.sync", [f"{UUID}\t1"], partner="globex")
+    watcher = make_watcher(settings)
+    jobs_until_globex = 0
+    while not archived(settings, "processed", "ftp_dpm_31_1700000000.sync", partner="globex"):
+        jobs_until_globex += watcher.step()
+        assert jobs_until_globex <= 7
+    # acme's six files were all waiting first, yet globex's ran in the first round.
+    assert jobs_until_globex <= 2
+    watcher.drain()
+    assert len(stored_receipts(settings)) == 7
+
+
+def test_an_info_file_listing_all_parts_skips_the_settle_window(tmp_path: Path):
+    settings = make_settings(tmp_path, settle_seconds=3600)
+    p1 = drop(settings, "ftp_dpm_21_1700000000.sync.1", [f"{UUID}\t1"])
+    watcher = make_watcher(settings)
+    watcher._initial = False  # these uploads are "seen arriving", not found at start
+    for _ in range(3):
+        watcher.step()
+    assert p1.exists() and watcher.jobs_run == 0  # one hour to settle
+
+    p2 = drop(settings, "ftp_dpm_21_1700000000.sync.2", [f"{UUID}\t1"])
+    info = render_info([(p.name, p.read_bytes(), 1) for p in (p1, p2)], "ftp_dpm_21_1700000000.sync")
+    (p1.parent / "ftp_dpm_21_1700000000.info").write_bytes(info)
+    watcher.step()
+    watcher.step()
+    assert watcher.jobs_run == 1
+    assert [f["name"] for f in receipt(settings, "ftp_dpm_21_1700000000.sync")["files"]] == [p1.name, p2.name]
+    assert archived(settings, "processed", "ftp_dpm_21_1700000000.info")  # the .info travels with its file
+
+
+def test_cron_schedule_holds_settled_files_until_the_run(tmp_path: Path):
+    settings = make_settings(tmp_path, schedule="30 0,12 * * *")
+    drop(settings, "ftp_dpm_21_1700000000.sync", [f"{UUID}\t1"])
+    # A day from now at 11:00 UTC; uploads (real mtimes) are long settled by then.
+    day = (int(time.time()) // 86400 + 1) * 86400
+    clock = {"now": day + 11 * 3600}
+    watcher = make_watcher(settings, wall=lambda: clock["now"])
+    watcher.step()
+    watcher.step()
+    assert watcher.jobs_run == 0
+    clock["now"] = day + 12 * 3600 + 1800  # 12:30, the scheduled run
+    watcher.step()
+    watcher.step()
+    assert watcher.jobs_run == 1
+    # A file arriving after the run waits for the next one (00:30).
+    drop(settings, "ftp_dpm_21_1700000001.sync", [f"{UUID}\t1"])
+    clock["now"] = day + 23 * 3600
+    watcher.step()
+    watcher.step()
+    assert watcher.jobs_run == 1
+    clock["now"] = day + 24 * 3600 + 1800
+    watcher.step()
+    watcher.step()
+    assert watcher.jobs_run == 2
+
+
+def test_unknown_partner_folders_and_stray_infos(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    stranger = drop(settings, "ftp_dpm_21_1700000000.sync", [f"{UUID}\t1"], partner="mallory")
+    orphan = drop(settings, "ftp_dpm_21_1700000009.info", [])
+    orphan.write_bytes(render_info([("ftp_dpm_21_1700000009.sync", b"", 0)], "x"))
+    broken = drop(settings, "ftp_dpm_21_1700000008.info", ["{not json"])
+    make_watcher(settings).drain()
+    assert stranger.exists()  # never processed: no partner has that name
+    assert archived(settings, "processed", orphan.name)
+    assert archived(settings, "rejected", broken.name)
+    assert stored_receipts(settings) == []
+
+
+def test_a_file_changed_after_it_settled_is_not_processed_half_written(tmp_path: Path):
+    settings = make_settings(tmp_path, settle_seconds=2)
+    path = drop(settings, "ftp_dpm_21_1700000000.sync", [f"{UUID}\t1"])
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    watcher = make_watcher(settings)
+    watcher.scan()  # settled (uploaded "while down") and queued ...
+    with path.open("ab") as f:  # ... then the partner appends before the job starts
+        f.write(f"{UUID[:-1]}7\t1\n".encode())
+    watcher.step()
+    assert watcher.jobs_run == 0 and path.exists()
+    watcher.drain(timeout=30)
+    assert receipt(settings, "ftp_dpm_21_1700000000.sync")["records_received"] == 2
+
+
+def test_environments_keep_their_own_zones_and_profiles(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    beta_uuid = UUID[:-1] + "3"
+    drop(settings, "ftp_dpm_21_1700000000.sync", [f"{beta_uuid}\t1"], env="beta")
+    make_watcher(settings).drain()
+    r = receipt(settings, "ftp_dpm_21_1700000000.sync", env="beta")
+    assert r["environment"] == "beta" and r["stored_records"] == 1
+    assert archived(settings, "processed", "ftp_dpm_21_1700000000.sync", env="beta")
+    con = connect(settings)
+    try:
+        envs = con.execute("SELECT DISTINCT env FROM realizations WHERE id = ?", [beta_uuid]).fetchall()
+    finally:
+        con.close()
+    assert envs == [("beta",)]
+
+
+def test_started_at_is_not_the_job_clock(tmp_path: Path):
+    """The job clock (ONRAMP_NOW-style) stamps receipts; settling uses real time."""
+    settings = make_settings(tmp_path)
+    drop(settings, "ftp_dpm_21_1700000000.sync", [f"{UUID}\t1"])
+    pinned = datetime(2030, 1, 2, 3, 4, 5)
+    make_watcher(settings, clock=lambda: pinned).drain()
+    assert receipt(settings, "ftp_dpm_21_1700000000.sync")["job_start"] == "2030-01-02T03:04:05Z"
+    assert datetime.now(timezone.utc).year < 2030
