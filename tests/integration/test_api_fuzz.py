@@ -11,13 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from onramp.store.db import connect
 from tests.integration.api_world import World, built_world
 
+EXAMPLES = 12  # per operation, mode and token: the whole file stays well under a minute
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -33,17 +35,33 @@ def fuzz_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             keep.close()
 
 
-@pytest.fixture
-def api_schema(fuzz_world: World):
-    return schemathesis.openapi.from_url(f"{fuzz_world.base_url}/openapi.json")
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+def test_no_server_errors(fuzz_world: World, mode: GenerationMode):
+    # Loaded inside the test (not at collection): the schema is the one the live server serves.
+    schema = schemathesis.openapi.from_url(f"{fuzz_world.base_url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 13, [op.label for op in operations]
+    for operation in operations:
+        if mode is GenerationMode.NEGATIVE and not _has_inputs(operation):
+            continue  # nothing to make invalid (e.g. /healthz)
+        _fuzz(operation, mode, fuzz_world)
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+def _has_inputs(operation) -> bool:
+    parts = (operation.path_parameters, operation.query, operation.headers, operation.cookies, operation.body)
+    return any(len(p) for p in parts)
 
 
-@schema.parametrize()
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-def test_no_server_errors(case, fuzz_world: World):
-    for who in ("admin", "acme"):
-        response = case.call(headers={"Authorization": f"Bearer {fuzz_world.tokens[who]}"}, timeout=30)
-        case.validate_response(response, checks=CHECKS)
+def _fuzz(operation, mode: GenerationMode, world: World) -> None:
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def run(case) -> None:
+        for who in ("admin", "acme"):
+            response = case.call(headers={"Authorization": f"Bearer {world.tokens[who]}"}, timeout=30)
+            case.validate_response(response, checks=CHECKS)
+
+    try:
+        run()
+    except Exception as exc:
+        exc.add_note(f"operation: {operation.label} ({mode.value} data)")
+        raise

@@ -55,7 +55,12 @@ def test_parameter_order_and_unknown_parameters_do_not_matter(dpid, dpuuid, orde
     assert (req.dpid, req.dpuuid) == (dpid, dpuuid)
 
 
-@given(st.binary(max_size=200), st.binary(max_size=100))
+names = st.sampled_from([b"dpid", b"dpuuid", b"d_dpid", b"d_dpuuid", b"d_cid", b"redir", b"gdpr", b"gdpr_consent", b"x"])
+values = st.binary(max_size=30) | st.sampled_from([b"1", b"21", b"%01", b"a%01b", b"1%01a", b"%", b"%C3", b"http%3A%2F%2Fh%2F"])
+junk = st.lists(st.tuples(names, values), max_size=6).map(lambda kv: b"&".join(k + b"=" + v for k, v in kv))
+
+
+@given(junk | st.binary(max_size=100), junk | st.binary(max_size=50))
 def test_arbitrary_bytes_either_parse_or_raise_a_400(tail, query):
     # The pixel must never fail with anything but a 400 on what a browser can send.
     try:
@@ -85,13 +90,12 @@ uuids = st.from_regex(r"[0-9]{38}", fullmatch=True) | st.just("")
 url_tails = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zs")).filter(lambda c: c not in "\\\x85\u2028\u2029"), max_size=40)
 
 
-@given(uuids, url_tails, url_tails)
+@given(uuids, url_tails.filter(lambda t: "$" not in t), url_tails.filter(lambda t: "$" not in t))
 def test_redirect_location_is_safe_ascii_with_every_macro_replaced(uuid, a, b):
-    template = f"https://p.example/{a}{MACRO}{b}"
-    loc = redirect_location(template, uuid)
-    assert loc.isascii() and all(0x21 <= ord(c) < 0x7F for c in loc)
-    assert MACRO not in loc.replace(uuid, "") or MACRO in (a + b).replace(MACRO, "")
-    assert loc.startswith("https://p.example/")
+    loc = redirect_location(f"https://p.example/{a}{MACRO}{b}{MACRO}", uuid)
+    assert all(0x21 <= ord(c) < 0x7F for c in loc)  # no header splitting, no raw UTF-8
+    assert MACRO not in loc and "DD_UUID" not in loc
+    assert loc.startswith("https://p.example/") and loc.endswith(uuid)
 
 
 @given(uuids, url_tails)

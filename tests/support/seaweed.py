@@ -95,7 +95,9 @@ class Seaweed:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=10)
+                # The filer's graceful gRPC stop waits 15 s for its own subscribers; the
+                # data is throwaway, so a short grace then SIGKILL.
+                self.process.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=15)
@@ -148,6 +150,7 @@ def start_seaweed(workdir: Path, identities: Sequence[Identity] = ()) -> Seaweed
         "-volume.preStopSeconds=0",
         f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
         "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.config={config}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed default ports: off, or parallel runs collide
     ]
     log = open(workdir / "weed.log", "wb")
     # Own process group: close() kills weed and anything it started, never anything else.

@@ -12,6 +12,8 @@ from datetime import datetime
 
 import duckdb
 
+from onramp.engine.link_limits import evict_over_limits
+
 from onramp.engine.data_plan import CONTROL_RE, _device_check_sql
 from onramp.engine.sqltext import lit, re_body
 from onramp.formats.ids import EMAIL_LIKE_RE, GLOBAL_DEVICE_SOURCES, PLATFORM_UUID_RE
@@ -65,8 +67,11 @@ def classify_sync(con: duckdb.DuckDBPyConnection, *, dpids: tuple[int, ...], c2c
     )
 
 
-def apply_links(con: duckdb.DuckDBPyConnection, *, dpids: tuple[int, ...], env: str, now: datetime) -> tuple[int, int]:
-    """Link every non-master column to the master column (§2.3.3). Returns (created, refreshed)."""
+def apply_links(
+    con: duckdb.DuckDBPyConnection, *, dpids: tuple[int, ...], env: str, now: datetime, c2c: bool = False
+) -> tuple[int, int, int]:
+    """Link every non-master column to the master column (§2.3.3), then enforce the §1.7
+    limits. Returns (created, refreshed, evicted)."""
     master = int(dpids[0])
     arms = " UNION ALL ".join(
         f"SELECT {int(d)} AS d1, cols[{k}] AS i1, {master} AS d2, cols[1] AS i2 FROM sync_result WHERE code = 'stored'"
@@ -94,4 +99,9 @@ def apply_links(con: duckdb.DuckDBPyConnection, *, dpids: tuple[int, ...], env: 
           WHEN NOT MATCHED THEN INSERT (env, dpid_a, id_a, dpid_b, id_b, last_seen) VALUES ($env, n.dpid_a, n.id_a, n.dpid_b, n.id_b, $now)""",
         {"env": env, "now": now},
     )
-    return int(total - refreshed), int(refreshed)
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE touched AS
+        SELECT dpid_a AS dpid, id_a AS id FROM new_links UNION SELECT dpid_b, id_b FROM new_links"""
+    )
+    evicted = evict_over_limits(con, env=env, c2c=(master, int(dpids[1])) if c2c else None)
+    return int(total - refreshed), int(refreshed), evicted

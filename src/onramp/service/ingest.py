@@ -289,10 +289,12 @@ class _Job:
             self._reject_empty(live, "sync_result")
             if not live:
                 continue
-            created, refreshed = apply_links(self.con, dpids=name.dpids, env=self.env, now=self.start)
+            created, refreshed, evicted = apply_links(self.con, dpids=name.dpids, env=self.env, now=self.start,
+                                                      c2c=name.prefix == "c2c_id_")
             add_counters(receipt.counters, _sync_counters(self.con))
             receipt.counters["links_created"] += created
             receipt.counters["links_refreshed"] += refreshed
+            receipt.counters["links_evicted"] += evicted
             reject_rows.collect_sync(self.con, receipt.receipt_id, part.path.name, self.s)
         self._finish_listing(parts, receipt)
 

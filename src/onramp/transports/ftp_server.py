@@ -12,6 +12,7 @@ tests) can run in one process.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -25,12 +26,13 @@ from pyftpdlib.servers import FTPServer
 from onramp.errors import UsageError
 from onramp.service.clock import system_clock
 from onramp.settings import FtpSettings, Settings
-from onramp.transports.partner_homes import PartnerAccount, ServerHandle, UploadPlacer, prepare_homes
+from onramp.transports.partner_homes import PartnerAccount, ServerHandle, UploadPlacer, may_write, prepare_homes
 
-# Permissions (pyftpdlib letters): e=cd, l=list, r=download, a=append, d=delete,
-# f=rename, w=upload. Everywhere in the home: read only; at its root also write.
+# pyftpdlib permission letters: e=cd, l=list, r=download; a=append, d=delete, f=rename,
+# w=upload are granted per path by ``partner_homes.may_write``; m=mkdir, M=chmod and
+# T=set mtime never.
 _READ = "elr"
-_ROOT_WRITE = "elradfw"
+_WRITE = "adfw"
 
 
 class _Authorizer(DummyAuthorizer):
@@ -44,6 +46,14 @@ class _Authorizer(DummyAuthorizer):
         account = self._accounts.get(username)
         if account is None or not self.has_user(username) or not account.check_password(password):
             raise AuthenticationFailed("Authentication failed: check the partner login and password.")
+
+    def has_perm(self, username: str, perm: str, path: str | None = None) -> bool:
+        if perm in _READ:
+            return True  # pyftpdlib has already confined the path to the home
+        if perm not in _WRITE or path is None or os.path.isdir(path):
+            return False
+        rel = os.path.relpath(path, self.get_home_dir(username))
+        return not rel.startswith("..") and may_write("/" + rel)
 
 
 def start_ftp_server(
@@ -61,8 +71,7 @@ def start_ftp_server(
     for login, home in homes.items():
         if accounts[login].password is None:
             continue  # key-only accounts exist for SFTP alone
-        authorizer.add_user(login, "", str(home), perm=_READ, msg_login=f"Welcome, {login}. Upload files to this folder.")
-        authorizer.override_perm(login, str(home), _ROOT_WRITE, recursive=False)
+        authorizer.add_user(login, "", str(home), perm=_READ + _WRITE, msg_login=f"Welcome, {login}. Upload files to this folder.")
     handler = _handler_class(ftp, authorizer, UploadPlacer(clock), homes)
     server = FTPServer((ftp.host, ftp.port if port is None else port), handler)
     stopping = threading.Event()

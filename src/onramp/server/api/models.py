@@ -31,6 +31,18 @@ class ErrorBody(BaseModel):
     detail: ErrorDetail
 
 
+class NotFoundBody(BaseModel):
+    """404: ours carry a hint; a path matching no route gets FastAPI's plain-string detail."""
+
+    detail: ErrorDetail | str
+
+
+class BadRequestBody(BaseModel):
+    """400: a body that is not JSON at all (FastAPI's own answer has a plain-string detail)."""
+
+    detail: ErrorDetail | str
+
+
 class TaxonomyProblem(BaseModel):
     path: str = Field(description="Where in the file, e.g. `traits[3].rule`.")
     message: str

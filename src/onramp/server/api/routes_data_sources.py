@@ -11,7 +11,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Path, Request
 
 from onramp.server.api.deps import ApiError, Store, api_user, not_found, settings_of, store
-from onramp.server.api.models import DataSource, ErrorBody, ErrorSampling, ErrorSamplingChange, NotifyList
+from onramp.server.api.models import BadRequestBody, DataSource, ErrorBody, ErrorSampling, ErrorSamplingChange, NotFoundBody, NotifyList
 from onramp.server.api.tenancy import may_manage_source
 from onramp.service.api_tokens import Principal
 from onramp.service.clock import system_clock
@@ -54,13 +54,13 @@ def list_sources(who: Principal = Depends(api_user), session: Store = Depends(st
 
 
 @router.get("/data-sources/{dpid}/notify", response_model=NotifyList, summary="Notification list (§7.5)",
-            responses={404: {"model": ErrorBody}})
+            responses={404: {"model": NotFoundBody}})
 def get_notify(dpid: int = DpidPath, who: Principal = Depends(api_user), session: Store = Depends(store)) -> dict:
     return {"notify": list(_own_source(session, who, dpid)[3])}
 
 
 @router.put("/data-sources/{dpid}/notify", response_model=NotifyList, summary="Replace the notification list (§7.5)",
-            responses={404: {"model": ErrorBody}})
+            responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}})
 def put_notify(change: NotifyList, dpid: int = DpidPath, who: Principal = Depends(api_user),
                session: Store = Depends(store)) -> dict:
     _own_source(session, who, dpid)
@@ -70,14 +70,14 @@ def put_notify(change: NotifyList, dpid: int = DpidPath, who: Principal = Depend
 
 
 @router.get("/data-sources/{dpid}/error-sampling", response_model=ErrorSampling, summary="Error-sampling switch (§7.4)",
-            responses={404: {"model": ErrorBody}})
+            responses={404: {"model": NotFoundBody}})
 def get_sampling(dpid: int = DpidPath, who: Principal = Depends(api_user), session: Store = Depends(store)) -> dict:
     return _sampling(_own_source(session, who, dpid)[4], system_clock())
 
 
 @router.put("/data-sources/{dpid}/error-sampling", response_model=ErrorSampling,
             summary="Switch error sampling on (for reports.error_sampling_days) or off (§7.4)",
-            responses={404: {"model": ErrorBody}})
+            responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}})
 def put_sampling(change: ErrorSamplingChange, request: Request, dpid: int = DpidPath, who: Principal = Depends(api_user),
                  session: Store = Depends(store)) -> dict:
     current = _own_source(session, who, dpid)[4]

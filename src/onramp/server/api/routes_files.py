@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from onramp.intake.containers import sha256_file
 from onramp.server.api.deps import ApiError, Store, admin, api_user, not_found, settings_of, store
-from onramp.server.api.models import Env, ErrorBody, FileRecord, ReprocessRequest, ReprocessResult
+from onramp.server.api.models import BadRequestBody, Env, ErrorBody, FileRecord, NotFoundBody, ReprocessRequest, ReprocessResult
 from onramp.server.api.tenancy import receipt_scope
 from onramp.server.metrics import record_job
 from onramp.service.api_tokens import Principal
@@ -59,7 +59,7 @@ def local_path(uri: str) -> Path | None:
     response_model=ReprocessResult,
     summary="Process a file version again (admin)",
     description="Runs a job now, as `onramp ingest --reprocess` would, for a file still at its ledger location.",
-    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}, 409: {"model": ErrorBody}},
 )
 def reprocess(body: ReprocessRequest, request: Request, _: Principal = Depends(admin), session: Store = Depends(store)) -> dict:
     sql = """SELECT f.uri, f.sha256, r.partner FROM files f LEFT JOIN receipts r ON r.receipt_id = f.receipt_id

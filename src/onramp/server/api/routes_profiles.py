@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from onramp.errors import UsageError
 from onramp.server.api.deps import ApiError, Store, api_user, not_found, settings_of, store
-from onramp.server.api.models import Env, ErrorBody, Profile
+from onramp.server.api.models import Env, ErrorBody, NotFoundBody, Profile
 from onramp.server.api.tenancy import may_read_profile, partner_profile
 from onramp.service.api_tokens import Principal
 from onramp.service.clock import system_clock
@@ -23,7 +23,7 @@ router = APIRouter(tags=["profiles"], responses={401: {"model": ErrorBody}, 403:
     summary="One profile: traits, linked IDs, segments",
     description="`0/<uuid>` is a device profile (admin only); `<dpid>/<id>` a partner ID. "
     "Partner tokens read profiles only by their own data sources' IDs and see only their own traits and segments.",
-    responses={404: {"model": ErrorBody}},
+    responses={404: {"model": NotFoundBody}},
 )
 def get_profile(
     request: Request,

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path as PathParam, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from onramp.server.api.deps import Store, api_user, not_found, settings_of, store
-from onramp.server.api.models import Env, ErrorBody, ReceiptObject
+from onramp.server.api.models import Env, ErrorBody, NotFoundBody, ReceiptObject
 from onramp.server.api.tenancy import receipt_scope
 from onramp.service.api_tokens import Principal
 
 router = APIRouter(tags=["receipts"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
+ReceiptIdPath = PathParam(pattern=r"^[A-Za-z0-9_.-]{1,128}$", description="A receipt ID from a receipt or the ledger.")
 _NOT_YOURS = "check the receipt ID; partner tokens see only their own receipts"
 
 
@@ -54,22 +55,22 @@ def _receipt_row(session: Store, who: Principal, receipt_id: str) -> tuple[str, 
 
 
 @router.get("/receipts/{receipt_id}", response_model=ReceiptObject, summary="One receipt (§11.3 object)",
-            responses={404: {"model": ErrorBody}})
-def get_receipt(receipt_id: str, who: Principal = Depends(api_user), session: Store = Depends(store)) -> dict:
+            responses={404: {"model": NotFoundBody}})
+def get_receipt(receipt_id: str = ReceiptIdPath, who: Principal = Depends(api_user), session: Store = Depends(store)) -> dict:
     return json.loads(_receipt_row(session, who, receipt_id)[0])
 
 
 @router.get("/receipts/{receipt_id}/text", response_class=Response, summary="One receipt as the §6.2 text",
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, 404: {"model": ErrorBody}})
-def get_receipt_text(receipt_id: str, who: Principal = Depends(api_user), session: Store = Depends(store)) -> Response:
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, 404: {"model": NotFoundBody}})
+def get_receipt_text(receipt_id: str = ReceiptIdPath, who: Principal = Depends(api_user), session: Store = Depends(store)) -> Response:
     return Response(_receipt_row(session, who, receipt_id)[1], media_type="text/plain; charset=utf-8")
 
 
 @router.get("/receipts/{receipt_id}/rejects", response_class=FileResponse,
             summary="The receipt's reject file (§11.4, gzip TSV)",
             responses={200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
-                       404: {"model": ErrorBody}})
-def get_rejects(receipt_id: str, request: Request, who: Principal = Depends(api_user), session: Store = Depends(store)) -> FileResponse:
+                       404: {"model": NotFoundBody}})
+def get_rejects(request: Request, receipt_id: str = ReceiptIdPath, who: Principal = Depends(api_user), session: Store = Depends(store)) -> FileResponse:
     body = json.loads(_receipt_row(session, who, receipt_id)[0])
     rel = body.get("rejects")
     if not rel:

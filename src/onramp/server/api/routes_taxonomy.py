@@ -29,20 +29,16 @@ class TaxonomyInvalid(ApiError):
         self.detail["problems"] = problems
 
 
-_BODY = {
-    "required": True,
-    "content": {
-        YAML: {"schema": {"type": "string"}},
-        "application/json": {"schema": {"type": "object", "description": "The §11.2 document as JSON."}},
-    },
-}
+# Both media types carry the same §11.2 document (a mapping of sections).
+_DOCUMENT = {"type": "object", "description": "The §11.2 taxonomy document."}
+_BODY = {"required": True, "content": {YAML: {"schema": _DOCUMENT}, "application/json": {"schema": _DOCUMENT}}}
 
 
 @router.get(
     "/taxonomy",
     summary="Export the taxonomy (admin)",
     response_class=Response,
-    responses={200: {"content": {YAML: {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}}}},
+    responses={200: {"content": {YAML: {"schema": _DOCUMENT}, "application/json": {"schema": _DOCUMENT}}}},
 )
 def export(
     format: Literal["yaml", "json"] = Query("yaml", description="yaml (§11.2 file) or json (the same document)."),
@@ -50,9 +46,12 @@ def export(
     session: Store = Depends(store),
 ) -> Response:
     text = export_taxonomy(session.con, now=system_clock())
-    if format == "yaml":
-        return Response(text, media_type=YAML)
-    return Response(json.dumps(yaml.safe_load(text) or {}), media_type="application/json")
+    document = yaml.safe_load(text)
+    if format == "json":
+        return Response(json.dumps(document or {}), media_type="application/json")
+    if document is None:
+        text += "{}\n"  # an empty store is still a mapping for YAML clients, not a null document
+    return Response(text, media_type=YAML)
 
 
 @router.post(

@@ -1,0 +1,185 @@
+"""Crash safety of `onramp serve` (DESIGN §4, issue #3): ``kill -9`` at any moment, restart,
+and every settled file is processed exactly once — one job, one receipt written back, one
+mail — and archived once.
+
+Kill points: injected into the real CLI (the child SIGKILLs itself) right after a job's
+COMMIT, after the receipt was written back but before any part moved, and between the
+moves of a split file's parts; plus seeded random kills of a service working through a
+backlog. After each crash the service is restarted until everything is archived.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from onramp.settings import load_settings
+from onramp.store.db import connect
+from onramp.taxonomy.apply import apply_taxonomy
+from onramp.taxonomy.load import load_taxonomy
+from onramp.testing.serve_process import ServeProcess
+
+TAXONOMY = """
+partners:
+  - {pid: 7, name: acme, contacts: [ops@acme.example]}
+  - {pid: 8, name: globex}
+data_sources:
+  - {dpid: 21, owner: 7, name: Acme UUIDs, id_type: cookie, inbound_id_type: platform_uuid}
+  - {dpid: 31, owner: 8, name: Globex UUIDs, id_type: cookie, inbound_id_type: platform_uuid}
+traits:
+  - {sid: 101, name: Acme one, data_source: 21, type: onboarded, rule: 'ic == "1"'}
+  - {sid: 301, name: Globex one, data_source: 31, type: onboarded, rule: 'ic == "1"'}
+"""
+SEED = 20261123
+DAY = "date=2026-11-22"
+ENV = {"ONRAMP_INBOUND__SETTLE_SECONDS": "0", "ONRAMP_FTP__ENABLED": "false", "ONRAMP_NOW": "2026-11-22T10:00:00Z"}
+
+_BOOT = """
+import os, signal, sys
+from onramp.transports.local import LocalDropZone
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+point = os.environ["CRASH_AT"]
+if point == "after_commit":  # the job committed: ledger, receipt, queued mail; nothing written back or moved
+    from onramp.service import ingest
+    _run_job = ingest.run_job
+    def run_job(*a, **k):
+        _run_job(*a, **k)
+        die()
+    ingest.run_job = run_job
+elif point == "after_put_back":  # receipt written next to the upload; no part moved yet
+    LocalDropZone.finish = lambda self, obj, outcome: die()
+elif point == "between_moves":  # the first part of a split file moved, the second not
+    _finish = LocalDropZone.finish
+    moved = []
+    def finish(self, obj, outcome):
+        if moved:
+            die()
+        _finish(self, obj, outcome)
+        moved.append(obj.key)
+    LocalDropZone.finish = finish
+else:
+    raise SystemExit(f"unknown CRASH_AT {point}")
+sys.argv = ["onramp", *sys.argv[1:]]
+from onramp.cli.app import main
+main()
+"""
+
+
+def uuid(i: int) -> str:
+    return f"{i:038d}"
+
+
+def prepare(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    d = tmp_path / "data"
+    con = connect(load_settings(data_dir=d))
+    try:
+        apply_taxonomy(con, load_taxonomy(TAXONOMY)[0])
+    finally:
+        con.close()
+    for rel, body in files.items():
+        path = d / "dropzone" / "prod" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    return d
+
+
+def uploads(d: Path) -> list[Path]:
+    zone = d / "dropzone" / "prod"
+    return [p for partner in ("acme", "globex") for p in sorted((zone / partner).glob("date=*/*"))
+            if not p.name.endswith((".receipt.json", ".rejects.tsv.gz"))]
+
+
+def run_to_completion(d: Path, timeout: float = 90) -> None:
+    with ServeProcess(d, env=ENV) as serve:
+        serve.wait_ready()
+        deadline = time.monotonic() + timeout
+        while uploads(d) or any((d / "inflight").glob("*.json")) or _mail_pending(d):
+            assert serve.proc.poll() is None, serve.text()
+            assert time.monotonic() < deadline, f"left: {uploads(d)}\n{serve.text()}"
+            time.sleep(0.1)
+        assert serve.stop() == 0, serve.text()
+
+
+def _mail_pending(d: Path) -> bool:
+    receipts = {p.stem for p in (d / "outbox").glob("*.eml")}
+    return len(receipts) < len(_put_back_receipts(d))
+
+
+def _put_back_receipts(d: Path) -> dict[str, dict]:
+    zone = d / "dropzone" / "prod"
+    return {p.name: json.loads(p.read_text()) for p in sorted(zone.glob("*/date=*/*.receipt.json"))}
+
+
+def assert_exactly_once(d: Path, files: dict[str, bytes]) -> None:
+    zone = d / "dropzone" / "prod"
+    archived = sorted(p.relative_to(zone).as_posix() for p in zone.glob("*/*/date=*/*"))
+    expected_outcome = {rel: ("rejected" if body == b"" else "processed") for rel, body in files.items()}
+    assert archived == sorted(f"{outcome}/{rel}" for rel, outcome in expected_outcome.items())  # no "~1" copies
+
+    con = connect(load_settings(data_dir=d))
+    try:
+        stored = {r["receipt_id"]: r for (b,) in con.execute("SELECT body FROM receipts").fetchall() for r in [json.loads(b)]}
+        ledger = con.execute("SELECT count(*), count(DISTINCT name) FROM files").fetchone()
+        mails = con.execute("SELECT receipt_id, status FROM mail_outbox").fetchall()
+    finally:
+        con.close()
+    logical = {rel.rsplit("/", 1)[1].split(".sync")[0] for rel in files}
+    assert len(stored) == len(logical), "one receipt per logical file, no second one after a crash"
+    assert not [f for r in stored.values() for f in r["files"] if f["duplicate"]]
+    assert ledger == (len(files), len(files))
+    put_back = _put_back_receipts(d)
+    assert len(put_back) == len(logical)
+    for name, body in put_back.items():
+        assert stored[body["receipt_id"]] == body, f"{name} is not the stored receipt"
+        assert {f["name"].split(".sync")[0] for f in body["files"]} == {name.split(".sync")[0]}
+    assert sorted(mails) == sorted((rid, "sent") for rid in stored)
+    assert sorted(p.stem for p in (d / "outbox").glob("*.eml")) == sorted(stored)
+
+
+def file_set() -> dict[str, bytes]:
+    return {
+        f"acme/{DAY}/ftp_dpm_21_1700000000.sync.1.gz": gzip.compress(f"{uuid(1)}\t1\n".encode()),
+        f"acme/{DAY}/ftp_dpm_21_1700000000.sync.2.gz": gzip.compress(f"{uuid(2)}\t1\nbroken\n".encode()),
+        f"acme/{DAY}/ftp_dpm_21_1700000001.sync": b"",  # rejected as a whole
+        f"globex/{DAY}/ftp_dpm_31_1700000002.sync": f"{uuid(3)}\t1\n".encode(),
+    }
+
+
+@pytest.mark.parametrize("point", ["after_commit", "after_put_back", "between_moves"])
+def test_kill_at_a_critical_point_then_restart(tmp_path: Path, point: str):
+    files = file_set()
+    d = prepare(tmp_path, files)
+    crashing = ServeProcess(d, env={**ENV, "CRASH_AT": point}, argv=[sys.executable, "-c", _BOOT])
+    with crashing:
+        assert crashing.proc.wait(90) == -signal.SIGKILL, crashing.text()
+    assert any((d / "inflight").glob("*.json")), "the crash left an in-flight entry to settle"
+    assert len(uploads(d)) >= 3, "the crash came before the files were all moved"
+
+    run_to_completion(d)
+    assert_exactly_once(d, files)
+
+
+def test_random_kills_while_working_through_a_backlog(tmp_path: Path):
+    rng = random.Random(SEED)
+    files = {}
+    for i in range(8):
+        partner, dpid = ("acme", 21) if i % 3 else ("globex", 31)
+        lines = "".join(f"{uuid(i * 100 + j)}\t1\n" for j in range(rng.randint(1, 50)))
+        files[f"{partner}/{DAY}/ftp_dpm_{dpid}_17000000{i:02d}.sync"] = lines.encode()
+    d = prepare(tmp_path, files)
+    for delay in (rng.uniform(2.0, 4.0), rng.uniform(3.0, 5.0), rng.uniform(3.5, 6.0)):
+        with ServeProcess(d, env=ENV) as serve:
+            time.sleep(delay)
+            assert serve.kill() == -signal.SIGKILL
+    run_to_completion(d)
+    assert_exactly_once(d, files)
