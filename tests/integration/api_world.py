@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from onramp.server.api import router
+from onramp.server.app import create_app
 from onramp.service.api_tokens import admin_token, create_token
 from onramp.service.ingest import run_job
 from onramp.settings import Settings, load_settings
@@ -45,11 +45,7 @@ segments:
 
 
 def make_app(settings: Settings) -> FastAPI:
-    # The service's app factory mounts the same router; the API needs only settings in state.
-    app = FastAPI()
-    app.state.settings = settings
-    app.include_router(router)
-    return app
+    return create_app(settings)
 
 
 class World:

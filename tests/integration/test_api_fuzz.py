@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from onramp.store.db import connect
 from tests.integration.api_world import World, built_world
 
-EXAMPLES = 12  # per operation, mode and token: the whole file stays well under a minute
+EXAMPLES = 10  # per operation, mode and token: the whole file stays well under a minute
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ftplib
+import io
 import logging
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -13,8 +15,11 @@ from botocore.exceptions import ClientError
 from onramp.errors import FileRejected, UsageError
 from onramp.settings import Settings
 from onramp.transports.dropzone import DropObjectChanged, open_dropzone
+from onramp.transports.ftp_server import start_ftp_server
 from onramp.transports.layout import put_back_name
+from onramp.transports.partner_homes import PartnerAccount
 from onramp.transports.s3 import S3DropZone, zone_location
+from onramp.transports.sftp_server import start_sftp_server
 from tests.support.seaweed import Identity, partner_identity, start_seaweed
 
 PARTNERS = {"acme": 7, "globex": 8}
@@ -216,3 +221,42 @@ def test_prod_and_beta_never_share_a_key_range(seaweed, bucket, tmp_path: Path):
             open_dropzone(overlapping, "prod", PARTNERS)
     with pytest.raises(UsageError, match="s3_bucket"):
         open_dropzone(settings(), "prod", PARTNERS)
+
+
+def test_ftp_and_sftp_uploads_are_copied_into_the_s3_zone(seaweed, bucket, tmp_path: Path):
+    """SPEC §3.1: FTP uploads are copied to S3 and then follow the same path."""
+    z = zone(seaweed, bucket, "base")
+    homes = tmp_path / "ftp-homes"
+    accounts = {"acme": PartnerAccount("acme", "pw")}
+    settings = Settings(data_dir=tmp_path / "data", ftp={"host": "127.0.0.1", "port": 0, "sftp_port": 0})
+
+    def today() -> datetime:
+        return datetime(2026, 11, 22, 10, 0)
+
+    def ftp_upload(port: int, name: str, data: bytes) -> None:
+        with ftplib.FTP() as ftp:
+            ftp.connect("127.0.0.1", port, timeout=10)
+            ftp.login("acme", "pw")
+            ftp.storbinary(f"STOR {name}", io.BytesIO(data))
+
+    def s3_down(key: str, path: Path) -> None:
+        raise OSError("S3 unreachable")
+
+    payload = bytes(range(256)) * 50_000  # ~12 MB: a multipart upload to S3
+    with start_ftp_server(settings, homes, accounts, clock=today, forward=z.receive) as server:
+        ftp_upload(server.port, NAME, payload)
+    with start_ftp_server(settings, homes, accounts, clock=today, forward=s3_down) as server:
+        ftp_upload(server.port, "ftp_dpm_21_1234567891.sync", b"while S3 was down\n")
+    assert [o.name for o in z.list_objects()] == [NAME]
+    assert not (homes / "acme" / "ftp_dpm_21_1234567891.sync").exists()  # out of the home, staged
+
+    # The next start sends what is staged (here the SFTP server, with its own staging).
+    with start_ftp_server(settings, homes, accounts, clock=today, forward=z.receive):
+        pass
+    with start_sftp_server(settings, homes, accounts, clock=today, forward=z.receive):
+        pass
+    objs = {o.name: o for o in z.list_objects()}
+    assert sorted(objs) == [NAME, "ftp_dpm_21_1234567891.sync"]
+    assert {o.key for o in objs.values()} == {f"base/acme/{DAY}/{NAME}", f"base/acme/{DAY}/ftp_dpm_21_1234567891.sync"}
+    assert z.fetch(objs[NAME], tmp_path / "work").read_bytes() == payload
+    assert [p for p in homes.rglob("*") if p.is_file()] == []

@@ -26,6 +26,7 @@ from onramp.settings import Settings
 from onramp.store.db import connect
 from onramp.taxonomy.apply import apply_taxonomy
 from onramp.taxonomy.load import load_taxonomy
+from onramp.testing.pixel_client import run_closed_loop
 
 TAXONOMY = """
 partners: [{pid: 7, name: acme}]
@@ -126,7 +127,7 @@ def server(tmp_path_factory):
     assert srv.proc is None
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(server):
     with httpx.Client(base_url=server.url, follow_redirects=False, timeout=10) as c:
         yield c
@@ -278,29 +279,22 @@ def test_http_synced_id_resolves_an_inbound_file(tmp_path):
 
 
 def test_every_answered_sync_survives_kill_9(tmp_path):
+    """Issue #3: a link is durable once the response is sent (group-committed writes)."""
     data_dir = make_data_dir(tmp_path / "data")
     srv = Server(data_dir, load_seconds=3600).start()
-    n, concurrency = 3000, 64
-
-    async def sync_all() -> set[tuple[int, str, int, str]]:
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(base_url=srv.url, limits=limits, timeout=30) as c:
-            sem = asyncio.Semaphore(concurrency)
-
-            async def one(i: int) -> tuple[int, str, int, str]:
-                async with sem:
-                    resp = await c.get(f"/ibs:dpid=21&dpuuid=durable-{i}")
-                assert resp.status_code == 200
-                return (0, set_cookie_uuid(resp), 21, f"durable-{i}")
-
-            return set(await asyncio.gather(*(one(i) for i in range(n))))
-
+    n = 4000
     try:
-        answered = asyncio.run(sync_all())
+        answers = asyncio.run(run_closed_loop("127.0.0.1", srv.port, [f"/ibs:dpid=21&dpuuid=durable-{i}" for i in range(n)],
+                                              connections=64))
         srv.proc.send_signal(signal.SIGKILL)  # right after the last response
         srv.proc.wait(timeout=10)
     finally:
         srv.stop(signal.SIGKILL)
+    assert [a.status for a in answers] == [200] * n
+    answered = set()
+    for i, a in enumerate(answers):
+        (cookie,) = a.all("set-cookie")
+        answered.add((0, COOKIE_RE.match(cookie).group(1), 21, f"durable-{i}"))
     assert len(answered) == n
     srv.start()  # startup loads what the killed server logged
     srv.stop()

@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from onramp.settings import load_settings
 from onramp.store.db import connect
 from onramp.taxonomy.apply import apply_taxonomy
@@ -155,16 +153,46 @@ def file_set() -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("point", ["after_commit", "after_put_back", "between_moves"])
-def test_kill_at_a_critical_point_then_restart(tmp_path: Path, point: str):
-    files = file_set()
-    d = prepare(tmp_path, files)
-    crashing = ServeProcess(d, env={**ENV, "CRASH_AT": point}, argv=[sys.executable, "-c", _BOOT])
-    with crashing:
+def crash(d: Path, point: str) -> None:
+    with ServeProcess(d, env={**ENV, "CRASH_AT": point}, argv=[sys.executable, "-c", _BOOT]) as crashing:
         assert crashing.proc.wait(90) == -signal.SIGKILL, crashing.text()
-    assert any((d / "inflight").glob("*.json")), "the crash left an in-flight entry to settle"
-    assert len(uploads(d)) >= 3, "the crash came before the files were all moved"
 
+
+def stored_receipt_files(d: Path) -> list[str]:
+    con = connect(load_settings(data_dir=d))
+    try:
+        return sorted(f["name"] for (b,) in con.execute("SELECT body FROM receipts").fetchall() for f in json.loads(b)["files"])
+    finally:
+        con.close()
+
+
+def test_kills_at_critical_points_then_restarts(tmp_path: Path):
+    """Files are dropped one logical file at a time, so each crash hits the job meant; each
+    restart first settles what the previous crash left, then runs (and crashes) the next."""
+    files = file_set()
+    split = [f"acme/{DAY}/ftp_dpm_21_1700000000.sync.{i}.gz" for i in (1, 2)]
+    empty = f"acme/{DAY}/ftp_dpm_21_1700000001.sync"
+    d = prepare(tmp_path, {rel: files[rel] for rel in split})
+    zone = d / "dropzone" / "prod"
+
+    crash(d, "between_moves")  # the split file: committed, receipt back, part 1 moved, part 2 not
+    assert (zone / "processed" / split[0]).exists() and (zone / split[1]).exists()
+    assert (zone / f"acme/{DAY}/ftp_dpm_21_1700000000.sync.receipt.json").exists()
+
+    (zone / empty).write_bytes(files[empty])
+    crash(d, "after_commit")  # settles the split file from the ledger; the empty file's job commits, then dies
+    assert (zone / "processed" / split[1]).exists()
+    assert (zone / empty).exists() and not (zone / f"{empty}.receipt.json").exists()
+    assert "ftp_dpm_21_1700000001.sync" in stored_receipt_files(d)
+
+    crash(d, "after_put_back")  # settling the empty file writes its receipt back, then dies before the move
+    assert (zone / empty).exists() and (zone / f"{empty}.receipt.json").exists()
+    assert any((d / "inflight").glob("*.json"))
+
+    for rel, body in files.items():
+        if not (zone / rel).exists() and not (zone / "processed" / rel).exists() and not (zone / "rejected" / rel).exists():
+            (zone / rel).parent.mkdir(parents=True, exist_ok=True)
+            (zone / rel).write_bytes(body)
     run_to_completion(d)
     assert_exactly_once(d, files)
 
@@ -177,9 +205,10 @@ def test_random_kills_while_working_through_a_backlog(tmp_path: Path):
         lines = "".join(f"{uuid(i * 100 + j)}\t1\n" for j in range(rng.randint(1, 50)))
         files[f"{partner}/{DAY}/ftp_dpm_{dpid}_17000000{i:02d}.sync"] = lines.encode()
     d = prepare(tmp_path, files)
-    for delay in (rng.uniform(2.0, 4.0), rng.uniform(3.0, 5.0), rng.uniform(3.5, 6.0)):
+    for _ in range(2):
         with ServeProcess(d, env=ENV) as serve:
-            time.sleep(delay)
+            serve.wait_ready()
+            time.sleep(rng.uniform(0.2, 2.5))  # somewhere in the stream of jobs
             assert serve.kill() == -signal.SIGKILL
     run_to_completion(d)
     assert_exactly_once(d, files)

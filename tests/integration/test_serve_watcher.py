@@ -10,10 +10,8 @@ import gzip
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from onramp.formats.info_file import render_info
 from onramp.service.watcher import PartnerFolders, Watcher
@@ -242,4 +240,4 @@ def test_started_at_is_not_the_job_clock(tmp_path: Path):
     pinned = datetime(2030, 1, 2, 3, 4, 5)
     make_watcher(settings, clock=lambda: pinned).drain()
     assert receipt(settings, "ftp_dpm_21_1700000000.sync")["job_start"] == "2030-01-02T03:04:05Z"
-    assert datetime.now(timezone.utc).year < 2030
+    assert datetime.now(UTC).year < 2030

@@ -146,3 +146,15 @@ data_sources: [{dpid: 21, owner: 7, name: cookies, id_type: cookie, inbound_id_t
     finally:
         con.close()
     assert rows == [(0, U1, 21, "visitor-1"), (0, U2, 21, "visitor-2"), (0, U1, 21, "visitor-3")]
+
+
+def test_link_limits_of_section_1_7_apply_to_http_links(tmp_path, store):
+    """A platform UUID keeps its 1,000 most recent cookie IDs, as after a sync file."""
+    apply_taxonomy(store, load_taxonomy("""
+partners: [{pid: 7, name: acme}]
+data_sources: [{dpid: 21, owner: 7, name: cookies, id_type: cookie, inbound_id_type: customer_id}]
+""")[0])
+    write_log(tmp_path, [encode_record(T0 + i, "prod", 21, U1, f"c{i}") for i in range(1002)])
+    assert load_into_store(store, tmp_path) == 1002
+    kept = {r[0] for r in store.execute("SELECT id_b FROM links WHERE id_a = ?", [U1]).fetchall()}
+    assert len(kept) == 1000 and not kept & {"c0", "c1"}

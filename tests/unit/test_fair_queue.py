@@ -114,7 +114,7 @@ def test_each_lane_is_served_in_order_then_arrival(items):
     by_lane: dict[int, list] = {}
     while (popped := q.pop()) is not None:
         by_lane.setdefault(popped[0], []).append(popped[2])
-    for lane, got in by_lane.items():
+    for got in by_lane.values():
         assert got == sorted(got)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from onramp.errors import UsageError
 from onramp.formats.info_file import InvalidInfoFile, parse_info, render_info
-from onramp.service.watcher import LogicalFile, SettleTracker, check_schedule, logical_base, next_fire
+from onramp.service.settle import LogicalFile, SettleTracker, check_schedule, logical_base, next_fire
 from onramp.transports.dropzone import DropObject
 
 T0 = 1_800_000_000.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,7 @@ from onramp.settings import load_settings
 
 def serve(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML configuration file (overrides the global --config / ONRAMP_CONFIG).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML configuration file (overrides the global --config / ONRAMP_CONFIG).")] = None,
 ) -> None:
     """Run the platform until SIGTERM or Ctrl-C: drop zones and partner FTP/SFTP, continuous
     inbound processing, receipts written back and mailed, HTTP ID sync and REST API.

@@ -3,7 +3,7 @@
 Why a log and not the store: DuckDB lets one process write the store at a time and the
 pixel must answer thousands of calls per second while jobs and CLI commands use it
 (ADR 0001). Each sync is appended to ``<data_dir>/idsync/<segment>.log``; appends are
-group-committed (one ``fdatasync`` per ``http.idsync_commit_ms`` window) and a request
+group-committed (at most one ``fdatasync`` per ``http.idsync_commit_ms`` window) and a request
 is answered only once the batch holding it is on disk (§2.1, issue #3).
 
 Layout: one text record per line, ``crc32 TAB ms TAB env TAB dpid TAB uuid TAB dpuuid``
@@ -31,6 +31,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from onramp.engine.link_limits import evict_over_limits
 from onramp.errors import OnrampError
 
 LOG_DIR = "idsync"
@@ -135,10 +136,11 @@ def _fsync_dir(directory: Path) -> None:
 class SyncLog:
     """Group-committing appender, used from one asyncio event loop.
 
-    ``await append(record)`` returns once the record is on disk. Records arriving within
-    one commit window share one ``write`` + ``fdatasync``, run on a single background
-    thread so the event loop keeps serving; records arriving during that fsync form the
-    next batch.
+    ``await append(record)`` returns once the record is on disk. At most one ``write`` +
+    ``fdatasync`` starts per commit window, on a single background thread so the event
+    loop keeps serving: records arriving meanwhile share the next one. A record arriving
+    after a quiet window is written at once, so a lightly loaded pixel answers in about
+    one fsync, and a busy one in at most a window plus one fsync.
     """
 
     def __init__(self, data_dir: Path, *, commit_ms: float, segment_bytes: int = SEGMENT_BYTES):
@@ -154,8 +156,8 @@ class SyncLog:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[bytes] = []
         self._batch: asyncio.Future[None] | None = None
-        self._batch_opened = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._last_flush = float("-inf")  # loop time the last write started
+        self._timer: asyncio.Handle | None = None
         self._writing: asyncio.Future[None] | None = None
         self.batches = 0  # committed batches (for tests and the benchmark)
 
@@ -193,11 +195,16 @@ class SyncLog:
         batch = self._batch
         if batch is None:
             batch = self._batch = loop.create_future()
-            self._batch_opened = loop.time()
             if self._writing is None:
-                self._timer = loop.call_later(self.window, self._flush)
+                self._schedule_flush()
         # shield: a cancelled request must not cancel the batch its neighbours wait for.
         await asyncio.shield(batch)
+
+    def _schedule_flush(self) -> None:
+        assert self._loop is not None
+        delay = self._last_flush + self.window - self._loop.time()
+        # call_soon even without delay: requests parsed in this loop iteration join the batch.
+        self._timer = self._loop.call_later(delay, self._flush) if delay > 0 else self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._timer = None
@@ -206,6 +213,7 @@ class SyncLog:
         data, batch = b"".join(self._pending), self._batch
         self._pending, self._batch = [], None
         assert self._loop is not None
+        self._last_flush = self._loop.time()
         self._writing = self._loop.run_in_executor(self._executor, self._write, data)
         self._writing.add_done_callback(partial(self._written, batch))
 
@@ -217,10 +225,8 @@ class SyncLog:
         else:
             self.batches += 1
             batch.set_result(None)
-        if self._batch is not None:  # arrived during the write: honour the rest of its window
-            assert self._loop is not None
-            delay = max(0.0, self._batch_opened + self.window - self._loop.time())
-            self._timer = self._loop.call_later(delay, self._flush)
+        if self._batch is not None:  # arrived during the write
+            self._schedule_flush()
 
     def _write(self, data: bytes) -> None:
         """Runs on the fsync thread: append, rotate when the segment is full, fdatasync."""
@@ -274,7 +280,8 @@ def load_into_store(con: duckdb.DuckDBPyConnection, data_dir: Path, *, limit: in
     Runs in the caller's transaction (an inbound job's, or the server's loader), which
     also holds the progress update, so loading twice after a crash is impossible, and
     harmless if it were. Links are stored exactly like file-based syncs (§2.3.3,
-    ``engine.sync_plan.apply_links``): undirected, smaller ``(dpid, id)`` end first.
+    ``engine.sync_plan.apply_links``): undirected, smaller ``(dpid, id)`` end first, then
+    the §1.7 limits evict the oldest links around the IDs touched.
     Segments below the committed progress are deleted first: they are fully loaded.
     """
     directory = log_dir(data_dir)
@@ -360,4 +367,14 @@ def _merge_links(con: duckdb.DuckDBPyConnection, syncs: LoggedSyncs) -> None:
           WHEN NOT MATCHED THEN INSERT (env, dpid_a, id_a, dpid_b, id_b, last_seen)
                VALUES (n.env, n.dpid_a, n.id_a, n.dpid_b, n.id_b, n.last_seen)"""
     )
+    # The §1.7 limits, exactly as after a sync file (engine.link_limits).
+    for (env,) in con.execute("SELECT DISTINCT env FROM idsync_links").fetchall():
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE touched AS
+            SELECT dpid_a AS dpid, id_a AS id FROM idsync_links WHERE env = $env
+            UNION SELECT dpid_b, id_b FROM idsync_links WHERE env = $env""",
+            {"env": env},
+        )
+        evict_over_limits(con, env=env)
     con.execute("DROP TABLE idsync_links")
+    con.execute("DROP TABLE IF EXISTS touched")

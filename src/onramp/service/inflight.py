@@ -26,17 +26,16 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import duckdb
+
+from onramp.service.settle import LogicalFile, LogicalKey
 from onramp.settings import Settings
 from onramp.transports.dropzone import DropObject, DropZone
 from onramp.transports.layout import put_back_name
-
-if TYPE_CHECKING:
-    from onramp.service.watcher import LogicalFile, LogicalKey
 
 log = logging.getLogger("onramp.watcher")
 
@@ -53,9 +52,11 @@ def put_back_names(base: str, receipts: list[dict]) -> list[str]:
 class Inflight:
     """Journal entries of logical files whose job may have committed but whose parts are not moved."""
 
-    def __init__(self, settings: Settings, zones: Mapping[str, DropZone]):
+    def __init__(self, settings: Settings, zones: Mapping[str, DropZone],
+                 connect: Callable[[Settings], duckdb.DuckDBPyConnection]):
         self.settings = settings
         self.zones = zones
+        self.connect = connect
         self.root = Path(settings.data_dir) / "inflight"
         self.root.mkdir(parents=True, exist_ok=True)
         self._entries: dict[tuple, Path] = {}
@@ -97,7 +98,7 @@ class Inflight:
         """
         zone = self.zones[lf.env]
         data_dir = Path(self.settings.data_dir)
-        for r, stem in zip(receipts, put_back_names(lf.base, receipts)):
+        for r, stem in zip(receipts, put_back_names(lf.base, receipts), strict=True):
             zone.put_back(lf.partner, lf.date, put_back_name(stem, "receipt"), (json.dumps(r, indent=2) + "\n").encode())
             if r.get("rejects"):
                 rejects = data_dir / r["rejects"]
@@ -130,8 +131,6 @@ class Inflight:
                 log.warning("in-flight %s/%s: cannot settle yet (%s); retrying", key[1], key[3], exc)
 
     def _recover(self, key: tuple, body: dict) -> None:
-        from onramp.service.watcher import LogicalFile
-
         zone = self.zones.get(body["env"])
         if zone is None:
             raise RuntimeError(f"environment {body['env']!r} has no drop zone in this configuration")
@@ -157,13 +156,12 @@ class Inflight:
         """The newest receipt of these part versions if every one is in the ledger, else None."""
         from onramp.intake.containers import sha256_file
         from onramp.service import reject_files
-        from onramp.store.db import connect
 
         folder = Path(self.settings.data_dir) / "tmp" / "fetch" / uuid.uuid4().hex
         folder.mkdir(parents=True)
         try:
             hashes = [(p, sha256_file(zone.fetch(p, folder))) for p in parts]
-            con = connect(self.settings)
+            con = self.connect(self.settings)
             try:
                 reject_files.recover(self.settings.data_dir, con)  # publish reject files of a crashed commit
                 rows = [
@@ -183,7 +181,7 @@ class Inflight:
                 con.close()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        statuses = {p.uri: "rejected" if row[0] == "rejected" else "accepted" for (p, _), row in zip(hashes, rows)}
+        statuses = {p.uri: "rejected" if row[0] == "rejected" else "accepted" for (p, _), row in zip(hashes, rows, strict=True)}
         return ([json.loads(body[0])] if body else []), statuses
 
     def _drop(self, key: tuple) -> None:

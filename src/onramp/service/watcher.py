@@ -14,7 +14,7 @@ this crash-safe: a logical file whose job committed but whose parts were not mov
 is finished from the ledger on restart — its stored receipt is put back, no second
 job, no second receipt (see ``service.inflight``).
 
-This module's first half is pure (grouping and settling); ``Watcher`` does the I/O.
+Grouping and settling are pure (``service.settle``); this module does the I/O.
 """
 
 from __future__ import annotations
@@ -24,185 +24,21 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from onramp.errors import InvalidFileName, UsageError
 from onramp.formats.info_file import InfoFile, InvalidInfoFile, is_info_name, parse_info
-from onramp.formats.names import SyncFileName, parse_file_name
 from onramp.service.clock import Clock, system_clock
 from onramp.service.inflight import Inflight
 from onramp.service.queue import FairQueue
+from onramp.service.settle import LogicalFile, LogicalKey, SettleTracker, check_schedule, next_fire, signature
 from onramp.transports.dropzone import DropObject, DropObjectChanged, DropZone
-from onramp.transports.layout import is_put_back
 
 log = logging.getLogger("onramp.watcher")
 
-LogicalKey = tuple[str, str, str, str]  # env, partner folder, date, base name
-
-
-# -- pure: logical files and settling ---------------------------------------------------------
-@dataclass(frozen=True)
-class LogicalFile:
-    """All split parts of one base name in one partner/date folder of one environment."""
-
-    env: str
-    partner: str
-    date: str
-    base: str
-    parts: tuple[DropObject, ...]
-    info: DropObject | None = None  # the `.info` file that lists these parts, if any
-
-    @property
-    def key(self) -> LogicalKey:
-        return (self.env, self.partner, self.date, self.base)
-
-    @property
-    def lane(self) -> tuple[str, str]:
-        return (self.env, self.partner)
-
-    def order(self) -> tuple:
-        """§3.8.4 / D-37 within a partner's lane: ID-sync files first, then by timestamp."""
-        try:
-            name = parse_file_name(self.parts[0].name, accept_short_timestamp=True)
-        except InvalidFileName:
-            return (2, 0, self.base)
-        return (0 if isinstance(name, SyncFileName) else 1, name.timestamp, self.base)
-
-
-def logical_base(name: str) -> str:
-    """The logical file a name belongs to: its base name, or itself when it does not parse
-    (such a file is processed alone and rejected with a receipt, §3.1)."""
-    try:
-        return parse_file_name(name, accept_short_timestamp=True).base_name
-    except InvalidFileName:
-        return name
-
-
-def signature(objects: Iterable[DropObject]) -> tuple:
-    return tuple(sorted((o.key, o.size, o.mtime, o.etag) for o in objects))
-
-
-@dataclass
-class _Seen:
-    signature: tuple
-    changed_at: float | None  # when this process saw the current signature appear; None: before start
-
-
-@dataclass
-class Observation:
-    ready: list[LogicalFile] = field(default_factory=list)
-    waiting: int = 0  # logical files not yet settled
-    stray_infos: list[tuple[DropObject, str | None]] = field(default_factory=list)  # (info, None=orphan | reason)
-
-
-class SettleTracker:
-    """Decides, scan after scan, which logical files are settled (pure: ``now`` is passed in).
-
-    A logical file's quiet time starts at the newest part's modification time or at the
-    scan that first saw its current shape, whichever is later: files uploaded while the
-    service was down are ready on the first scan, and a change the service saw always
-    restarts the clock even if the store reports an old modification time.
-    """
-
-    def __init__(self, settle_seconds: float):
-        self.settle = settle_seconds
-        self._seen: dict[tuple, _Seen] = {}
-
-    def observe(self, env: str, objects: Iterable[DropObject], infos: Mapping[str, InfoFile | InvalidInfoFile],
-                now: float, *, initial: bool = False) -> Observation:
-        groups: dict[LogicalKey, list[DropObject]] = {}
-        info_objs: list[DropObject] = []
-        for obj in objects:
-            if obj.name.startswith(".") or is_put_back(obj.name):
-                continue  # an upload still written under a temporary name, or our own receipt
-            if is_info_name(obj.name):
-                info_objs.append(obj)
-                continue
-            groups.setdefault((env, obj.partner, obj.date, logical_base(obj.name)), []).append(obj)
-        live = set(groups) | {("info", env, o.key) for o in info_objs}
-        for key in [k for k in self._seen if _env_of(k) == env and k not in live]:
-            del self._seen[key]  # moved away or deleted: a new upload under that name starts afresh
-
-        out = Observation()
-        info_of: dict[LogicalKey, DropObject] = {}
-        complete: set[LogicalKey] = set()
-        for info_obj in info_objs:
-            quiet = self._quiet(("info", env, info_obj.key), [info_obj], now, initial)
-            parsed = infos.get(info_obj.key)
-            if parsed is None:
-                continue  # not read yet
-            if isinstance(parsed, InvalidInfoFile):
-                if quiet:
-                    out.stray_infos.append((info_obj, str(parsed)))
-                continue
-            bases = {logical_base(n) for n in parsed.names}
-            if len(bases) != 1:
-                if quiet:
-                    out.stray_infos.append((info_obj, "the .info file lists parts of several logical files"))
-                continue
-            key = (env, info_obj.partner, info_obj.date, bases.pop())
-            parts = {o.name: o for o in groups.get(key, ())}
-            if not parts:
-                if quiet:
-                    out.stray_infos.append((info_obj, None))  # its parts were processed already
-                continue
-            info_of[key] = info_obj
-            if all(p.name in parts and (p.size is None or parts[p.name].size == p.size) for p in parsed.parts):
-                complete.add(key)
-
-        for key, objs in groups.items():
-            settled = self._quiet(key, objs, now, initial)
-            if settled or key in complete:
-                parts = tuple(sorted(objs, key=lambda o: o.name))
-                out.ready.append(LogicalFile(env, key[1], key[2], key[3], parts, info_of.get(key)))
-            else:
-                out.waiting += 1
-        return out
-
-    def current(self, key: LogicalKey) -> tuple | None:
-        seen = self._seen.get(key)
-        return seen.signature if seen else None
-
-    def _quiet(self, key: tuple, objs: list[DropObject], now: float, initial: bool) -> bool:
-        sig = signature(objs)
-        seen = self._seen.get(key)
-        if seen is None:
-            seen = self._seen[key] = _Seen(sig, None if initial else now)
-        elif seen.signature != sig:
-            seen.signature, seen.changed_at = sig, now
-        last_change = max([o.mtime for o in objs] + ([seen.changed_at] if seen.changed_at is not None else []))
-        return now - last_change >= self.settle
-
-
-def _env_of(key: tuple) -> str:
-    return key[1] if key[0] == "info" else key[0]
-
-
-def check_schedule(schedule: str) -> str | None:
-    """``None`` for continuous mode, else the validated cron expression (UTC)."""
-    if schedule.strip().lower() == "continuous":
-        return None
-    from croniter import croniter
-
-    if not croniter.is_valid(schedule):
-        raise UsageError(f"inbound.schedule {schedule!r} is neither 'continuous' nor a cron expression",
-                         hint="write e.g. '30 0,12 * * *' (minute hour day month weekday, UTC), or 'continuous'")
-    return schedule
-
-
-def next_fire(cron: str, after: float) -> float:
-    """The first scheduled time strictly after ``after`` (Unix seconds, UTC)."""
-    from croniter import croniter
-
-    start = datetime.fromtimestamp(after, tz=timezone.utc)
-    return croniter(cron, start).get_next(datetime).timestamp()
-
-
-# -- I/O: the watcher loop ---------------------------------------------------------------------
 FETCH_WORKERS = 2  # the machine has 2 cores; jobs are serialized on the store anyway
 MAIL_EVERY_SECONDS = 15.0  # retry cadence for receipt mail between jobs
 PARTNERS_REFRESH_SECONDS = 10.0
@@ -215,6 +51,23 @@ class _Fetched:
     lf: LogicalFile
     folder: Path
     paths: list[Path]
+
+
+def open_store(settings, *, attempts: int = 50):
+    """``store.db.connect``, retried while another thread of this process opens or closes the
+    store: DuckDB then refuses with "Unique file handle conflict" instead of waiting."""
+    import duckdb
+
+    from onramp.store.db import connect
+
+    for attempt in range(attempts):
+        try:
+            return connect(settings)
+        except duckdb.Error as exc:
+            if "file handle conflict" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 class PartnerFolders:
@@ -231,10 +84,9 @@ class PartnerFolders:
 
     def __call__(self) -> dict[str, int]:
         if self.wall() - self._at >= self.refresh:
-            from onramp.store.db import connect
             from onramp.transports.dropzone import partner_folders
 
-            con = connect(self.settings)
+            con = open_store(self.settings)
             try:
                 self._folders = partner_folders(con)
             finally:
@@ -262,7 +114,7 @@ class Watcher:
         self.cron = check_schedule(settings.inbound.schedule)
         self.tracker = SettleTracker(settings.inbound.settle_seconds)
         self.queue: FairQueue[tuple[str, str], LogicalFile] = FairQueue()
-        self.inflight = Inflight(settings, self.zones)
+        self.inflight = Inflight(settings, self.zones, open_store)
         self._infos: dict[str, tuple[tuple, InfoFile | InvalidInfoFile]] = {}
         self._failures: dict[LogicalKey, tuple[int, float]] = {}
         self._pool = ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="onramp-fetch")
@@ -343,7 +195,7 @@ class Watcher:
         if self.cron and fire:
             self._next_fire = next_fire(self.cron, now)
             log.info("scheduled inbound run done; next at %s UTC",
-                     datetime.fromtimestamp(self._next_fire, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
+                     datetime.fromtimestamp(self._next_fire, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"))
         self._update_depth()
 
     def _enqueue(self, lf: LogicalFile, now: float) -> None:
@@ -420,7 +272,7 @@ class Watcher:
 
     def _take_fetched(self, timeout: float) -> tuple[LogicalFile, Future[_Fetched]] | None:
         """The first finished fetch in queue order: a slow download never holds up one that is done."""
-        for i, (lf, fut) in enumerate(self._fetching):
+        for i, (_, fut) in enumerate(self._fetching):
             if fut.done():
                 return self._fetching.pop(i)
         if timeout > 0:
@@ -445,13 +297,12 @@ class Watcher:
     def _job(self, lf: LogicalFile, fetched: _Fetched) -> None:
         from onramp.server import metrics
         from onramp.service.ingest import run_job
-        from onramp.store.db import connect
 
         started = time.monotonic()
         pid = lf.parts[0].pid  # the partner folder names the uploader (§3.1)
-        uris = {p: o.uri or o.key for p, o in zip(fetched.paths, lf.parts)}
+        uris = {p: o.uri or o.key for p, o in zip(fetched.paths, lf.parts, strict=True)}
         try:
-            con = connect(self.settings)
+            con = open_store(self.settings)
             try:
                 self.inflight.begin(lf)
                 result = run_job(self.settings, fetched.paths, partner=pid, env=lf.env, clock=self.clock, uris=uris, con=con)
@@ -507,7 +358,7 @@ class Watcher:
         if now - self._swept_at < SWEEP_EVERY_SECONDS:
             return
         self._swept_at = now
-        cutoff = datetime.fromtimestamp(now, tz=timezone.utc) - timedelta(days=self.settings.inbound.s3_retention_days)
+        cutoff = datetime.fromtimestamp(now, tz=UTC) - timedelta(days=self.settings.inbound.s3_retention_days)
         for env, zone in self.zones.items():
             try:
                 removed = zone.sweep(cutoff)

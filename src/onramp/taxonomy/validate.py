@@ -398,7 +398,7 @@ def sort_problems(problems: list[Problem]) -> list[Problem]:
 def _path_key(path: str) -> tuple[Any, ...]:
     if path == ROOT:
         return ((0, 0),)
-    if path.startswith("line "):
+    if path.startswith("line ") and path[5:].isdigit():
         return ((1, int(path[5:])),)
     key: list[tuple[int, Any]] = []
     model: type[Entity] | None = None

@@ -11,7 +11,7 @@ from typing import Any
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, host: str = "127.0.0.1", access_log: bool = False) -> Iterator[str]:
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", access_log: bool = False, lifespan: str = "on") -> Iterator[str]:
     """Serve ``app`` until the block ends; yields its base URL. Fails if the server does not
     start within 10 s or does not stop within 10 s (no thread or socket is left behind)."""
     import uvicorn
@@ -21,7 +21,7 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", access_log: bool = Fal
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     # log_config=None: leave logging to the caller (pytest's caplog sees uvicorn's records).
-    config = uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="off", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, log_config=None, access_log=access_log, lifespan=lifespan, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
     thread.start()

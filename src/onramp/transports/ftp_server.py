@@ -26,7 +26,8 @@ from pyftpdlib.servers import FTPServer
 from onramp.errors import UsageError
 from onramp.service.clock import system_clock
 from onramp.settings import FtpSettings, Settings
-from onramp.transports.partner_homes import PartnerAccount, ServerHandle, UploadPlacer, may_write, prepare_homes
+from onramp.transports.forwarding import Send
+from onramp.transports.partner_homes import PartnerAccount, ServerHandle, UploadPlacer, may_write, prepare_homes, upload_placer
 
 # pyftpdlib permission letters: e=cd, l=list, r=download; a=append, d=delete, f=rename,
 # w=upload are granted per path by ``partner_homes.may_write``; m=mkdir, M=chmod and
@@ -63,8 +64,13 @@ def start_ftp_server(
     *,
     port: int | None = None,
     clock: Callable[[], datetime] = system_clock,
+    forward: Send | None = None,
 ) -> ServerHandle:
-    """Serve the partners' homes under the zone ``root`` (``ftp.port``, or ``port``; 0 = any free port)."""
+    """Serve the partners' homes under the zone ``root`` (``ftp.port``, or ``port``; 0 = any free port).
+
+    With ``forward`` (e.g. ``S3DropZone.receive``) finished uploads are sent on to that
+    zone instead of staying in ``root`` (SPEC §3.1: FTP uploads are copied to S3).
+    """
     ftp = settings.ftp if isinstance(settings, Settings) else settings
     homes = prepare_homes(root, accounts)
     authorizer = _Authorizer(accounts)
@@ -72,8 +78,13 @@ def start_ftp_server(
         if accounts[login].password is None:
             continue  # key-only accounts exist for SFTP alone
         authorizer.add_user(login, "", str(home), perm=_READ + _WRITE, msg_login=f"Welcome, {login}. Upload files to this folder.")
-    handler = _handler_class(ftp, authorizer, UploadPlacer(clock), homes)
-    server = FTPServer((ftp.host, ftp.port if port is None else port), handler)
+    placer = upload_placer(root, clock, forward, "ftp")
+    handler = _handler_class(ftp, authorizer, placer, homes)
+    try:
+        server = FTPServer((ftp.host, ftp.port if port is None else port), handler)
+    except BaseException:
+        placer.close()
+        raise
     stopping = threading.Event()
 
     def serve() -> None:
@@ -89,6 +100,7 @@ def start_ftp_server(
     def stop() -> None:
         stopping.set()
         thread.join(timeout=10)
+        placer.close()  # waits for uploads still being forwarded
 
     return ServerHandle(server.address[1], stop)
 
@@ -107,8 +119,8 @@ def _handler_class(ftp: FtpSettings, authorizer: _Authorizer, placer: UploadPlac
             placer.place(homes[self.username], Path(file))
 
         def ftp_RNTO(self, path: str) -> Any:
-            # Clients that upload under a temporary name finish with a rename (§3.1 uploads
-            # complete when they get their final name).
+            # Clients that upload under a temporary name finish with a rename: the upload
+            # is complete once it has its final name.
             done = super().ftp_RNTO(path)
             if done:
                 placer.place(homes[self.username], Path(done[1]))

@@ -6,7 +6,8 @@ original system's FTP servers; when an upload completes it is moved into
 ``date=<UTC day>/`` — the layout S3 uploads use, since FTP uploads "follow the same
 path" as S3 ones (§3.1) — where the watcher picks it up. Partners may read anything
 in their home (receipts and reject files are written next to their uploads), write,
-rename or delete only at its root, and never create folders or links.
+rename or delete only at its root, and never create folders or links. With an S3 drop
+zone the homes are only a staging area and uploads go on to the bucket (``forwarding``).
 
 The authorization rules live here, apart from the protocol servers: ``may_write``
 and friends take virtual paths (``/name``) as the client sends them.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from onramp.errors import UsageError
 from onramp.settings import FtpSettings
+from onramp.transports.forwarding import Send, UploadForwarder
 from onramp.transports.layout import dated_key, is_partial_name, is_partner_folder, is_put_back
 
 
@@ -68,6 +70,15 @@ def prepare_homes(root: Path, accounts: Mapping[str, PartnerAccount]) -> dict[st
     return homes
 
 
+def upload_placer(root: Path, clock: Callable[[], datetime], forward: Send | None, server: str) -> UploadPlacer:
+    """The placer for homes under ``root``; with ``forward``, uploads go on to a remote zone."""
+    if forward is None:
+        return UploadPlacer(clock)
+    forwarder = UploadForwarder(root, forward, server)
+    forwarder.recover()
+    return UploadPlacer(clock, forwarder)
+
+
 def virtual_depth(vpath: str) -> int:
     """Segments in a normalized virtual path: ``/`` is 0, ``/a`` is 1, ``/date=…/a`` is 2."""
     norm = posixpath.normpath(posixpath.join("/", vpath))
@@ -87,22 +98,32 @@ def inside(home: Path, real: str | os.PathLike[str]) -> bool:
 
 @dataclass
 class UploadPlacer:
-    """Moves completed uploads from a home's root into its ``date=`` folder."""
+    """Moves completed uploads from a home's root into its ``date=`` folder, or hands
+    them to a forwarder when the drop zone is remote (S3)."""
 
     clock: Callable[[], datetime]
+    forwarder: UploadForwarder | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def place(self, home: Path, path: Path) -> Path | None:
-        """Move ``path`` (a finished upload at ``home``'s root); returns where it went."""
+    def place(self, home: Path, path: Path) -> str | None:
+        """Place ``path`` (a finished upload at ``home``'s root); returns its layout key."""
         if path.parent != home or is_partial_name(path.name) or is_put_back(path.name) or not path.is_file() or path.is_symlink():
             return None
-        dest = home.parent / dated_key(home.name, self.clock().date(), path.name)
+        key = dated_key(home.name, self.clock().date(), path.name)
+        if self.forwarder is not None:
+            self.forwarder.submit(key, path)
+            return key
+        dest = home.parent / key
         with self._lock:
             dest.parent.mkdir(exist_ok=True)
             # A re-upload of the same name on the same day replaces the waiting file, as an
             # S3 PUT would; the ledger keeps processed versions apart by content.
             os.replace(path, dest)
-        return dest
+        return key
+
+    def close(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.close()
 
 
 class ServerHandle:

@@ -166,6 +166,10 @@ class S3DropZone:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         return key
 
+    def receive(self, key: str, path: Path) -> None:
+        """Store a finished FTP/SFTP upload at the zone-relative layout ``key`` (§3.1)."""
+        self.client.upload_file(str(path), self.bucket, self.prefix + key)
+
     def sweep(self, older_than: datetime) -> list[str]:
         """Delete archived objects last written (i.e. archived) before ``older_than``."""
         cutoff = older_than if older_than.tzinfo else older_than.replace(tzinfo=timezone.utc)

@@ -28,7 +28,8 @@ from asyncssh import SFTPAttrs, SFTPNoSuchFile, SFTPPermissionDenied
 
 from onramp.service.clock import system_clock
 from onramp.settings import FtpSettings, Settings
-from onramp.transports.partner_homes import PartnerAccount, ServerHandle, UploadPlacer, inside, may_write, prepare_homes
+from onramp.transports.forwarding import Send
+from onramp.transports.partner_homes import PartnerAccount, ServerHandle, UploadPlacer, inside, may_write, prepare_homes, upload_placer
 
 log = logging.getLogger("onramp.sftp")
 
@@ -160,12 +161,16 @@ def start_sftp_server(
     *,
     port: int | None = None,
     clock: Callable[[], datetime] = system_clock,
+    forward: Send | None = None,
 ) -> ServerHandle:
-    """Serve the partners' homes under the zone ``root`` over SFTP (``ftp.sftp_port`` or ``port``)."""
+    """Serve the partners' homes under the zone ``root`` over SFTP (``ftp.sftp_port`` or ``port``).
+
+    ``forward`` as for ``start_ftp_server``.
+    """
     ftp: FtpSettings = settings.ftp
     homes = prepare_homes(root, accounts)
     host_key = _host_key(ftp.sftp_host_key or Path(settings.data_dir) / "keys" / "sftp_host_ed25519")
-    placer = UploadPlacer(clock)
+    placer = upload_placer(root, clock, forward, "sftp")
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="onramp-sftp", daemon=True)
     thread.start()
@@ -183,6 +188,7 @@ def start_sftp_server(
         acceptor = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
     except BaseException:
         _stop_loop(loop, thread)
+        placer.close()
         raise
 
     async def shutdown() -> None:
@@ -192,6 +198,7 @@ def start_sftp_server(
     def stop() -> None:
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
         _stop_loop(loop, thread)
+        placer.close()
 
     return ServerHandle(acceptor.sockets[0].getsockname()[1], stop)
 

@@ -60,7 +60,7 @@ def get_notify(dpid: int = DpidPath, who: Principal = Depends(api_user), session
 
 
 @router.put("/data-sources/{dpid}/notify", response_model=NotifyList, summary="Replace the notification list (§7.5)",
-            responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}})
+            responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}, 409: {"model": ErrorBody}})
 def put_notify(change: NotifyList, dpid: int = DpidPath, who: Principal = Depends(api_user),
                session: Store = Depends(store)) -> dict:
     _own_source(session, who, dpid)
@@ -77,7 +77,7 @@ def get_sampling(dpid: int = DpidPath, who: Principal = Depends(api_user), sessi
 
 @router.put("/data-sources/{dpid}/error-sampling", response_model=ErrorSampling,
             summary="Switch error sampling on (for reports.error_sampling_days) or off (§7.4)",
-            responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}})
+            responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}, 409: {"model": ErrorBody}})
 def put_sampling(change: ErrorSamplingChange, request: Request, dpid: int = DpidPath, who: Principal = Depends(api_user),
                  session: Store = Depends(store)) -> dict:
     current = _own_source(session, who, dpid)[4]

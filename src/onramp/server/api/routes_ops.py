@@ -24,7 +24,7 @@ def healthz() -> Health:
     summary="Prometheus metrics (text exposition format)",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
-               401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+               401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
 def metrics(who: Principal = Depends(principal)) -> Response:
     # Volumes per environment are business data: admin or a metrics-only token.

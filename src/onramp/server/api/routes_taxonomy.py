@@ -59,7 +59,7 @@ def export(
     summary="Apply a taxonomy file (admin; idempotent, all or nothing)",
     response_model=TaxonomyApplied,
     openapi_extra={"requestBody": _BODY},
-    responses={400: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": TaxonomyErrorBody}},
+    responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": TaxonomyErrorBody}},
 )
 async def apply(request: Request, _: Principal = Depends(admin), session: Store = Depends(store)) -> TaxonomyApplied:
     raw = await request.body()
