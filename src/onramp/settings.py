@@ -55,6 +55,7 @@ class ReportSettings(BaseModel):
 class EngineSettings(BaseModel):
     memory_limit: str = Field("1GB", description="DuckDB memory limit; larger jobs spill to disk instead of using more RAM.")
     threads: int = Field(0, description="Engine threads; 0 means one per core.")
+    chunk_lines: int = Field(1_000_000, description="Lines per chunk of a big data file; chunks hold all lines of a profile, so results do not depend on it.")
     lock_wait_seconds: float = Field(900, description="How long a command waits for the store while another Onramp process (e.g. `onramp serve` running a job) holds it.")
 
 
@@ -72,7 +73,7 @@ class HttpSettings(BaseModel):
     redirect_allow_hosts: list[str] = Field(default_factory=list, description="Hosts `redir` may point to; empty = any host (§2.1).")
     redirect_allow_hosts_by_dpid: dict[int, list[str]] = Field(default_factory=dict, description="Per data source (DPID): hosts `redir` may point to, replacing `redirect_allow_hosts` for it; `*.example.com` matches subdomains (D-13).")
     cookie_domain: str = Field("", description="`Domain` attribute of the sync cookie; empty = the host the call was sent to (§1.3).")
-    idsync_load_seconds: float = Field(2.0, description="How often the server moves logged ID syncs into the store and re-reads the data sources (§2.1).")
+    idsync_load_seconds: float = Field(10.0, description="How often the server moves logged ID syncs into the store and re-reads the data sources (§2.1); inbound jobs load the log themselves first.")
 
 
 class DropZoneSettings(BaseModel):

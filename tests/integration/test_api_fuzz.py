@@ -2,7 +2,10 @@
 answer matches what the schema promises (status codes, content types, bodies).
 
 Each generated request is sent twice, with the admin token (reaches every code path) and
-with a partner token (reaches the tenancy checks).
+with a partner token (reaches the tenancy checks). Operations are driven through
+``as_strategy`` inside the test rather than ``schemathesis.pytest.from_fixture``: its lazy
+loader breaks on pytest 9 (it sets ``node._nodeid``), and this way the schema is the one
+the running server serves.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from onramp.store.db import connect
 from tests.integration.api_world import World, built_world

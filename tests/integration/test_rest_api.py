@@ -10,6 +10,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -21,9 +22,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from onramp.service.api_tokens import create_token, revoke_token
+from onramp.service.ingest import run_job
 from onramp.settings import load_settings
 from onramp.store.db import connect
 from onramp.testing.uvicorn_thread import serve_in_thread
+from tests.conftest import write
 from tests.integration.api_world import NOW, UUID, World, built_world, make_app
 
 
@@ -194,7 +197,7 @@ def test_metrics_token_reads_only_metrics(world: World):
 def test_reprocess_runs_a_new_job(fresh: World):
     name = fresh.files[7].name
     assert fresh.send("acme", "POST", "/api/v1/files/reprocess", json={"name": name}).status_code == 403
-    before = _metric(fresh, "onramp_files_total", {"env": "prod", "status": "applied"})
+    before = _metric(fresh, "onramp_files_total", {"env": "prod", "status": "accepted"})
     r = fresh.send("admin", "POST", "/api/v1/files/reprocess", json={"name": name, "env": "prod"})
     assert r.status_code == 200, r.text
     (receipt,) = r.json()["receipts"]
@@ -202,12 +205,29 @@ def test_reprocess_runs_a_new_job(fresh: World):
     assert receipt["stored_records"] == 1 and receipt["receipt_id"] != fresh.receipts[7]["receipt_id"]
     ledger = fresh.get("admin", "/api/v1/files", params={"name": name}).json()
     assert len(ledger) == 2 and r.json()["job_id"] in {f["job_id"] for f in ledger}
-    assert _metric(fresh, "onramp_files_total", {"env": "prod", "status": "applied"}) == before + 1
+    assert _metric(fresh, "onramp_files_total", {"env": "prod", "status": "accepted"}) == before + 1
     missing = fresh.send("admin", "POST", "/api/v1/files/reprocess", json={"name": "ftp_dpm_21_1.sync"})
     assert missing.status_code == 404
     fresh.files[7].write_text("u1\td_sid=101\n")
     changed = fresh.send("admin", "POST", "/api/v1/files/reprocess", json={"name": name})
     assert changed.status_code == 409 and "changed" in changed.json()["detail"]["message"]
+
+
+def test_reprocess_finds_files_the_service_archived(fresh: World):
+    """The service moves handled uploads to processed/ (or rejected/) under the drop-zone root."""
+    upload = fresh.drop / "acme" / "date=2026-11-22"
+    upload.mkdir(parents=True)
+    f = write(upload, "ftp_dpm_21_1700000100.sync", ["u1\td_sid=101"])
+    run_job(fresh.settings, [f], clock=lambda: NOW)
+    archived = fresh.drop / "processed" / "acme" / "date=2026-11-22" / f.name
+    archived.parent.mkdir(parents=True)
+    f.replace(archived)
+    r = fresh.send("admin", "POST", "/api/v1/files/reprocess", json={"name": f.name})
+    assert r.status_code == 200, r.text
+    assert r.json()["receipts"][0]["files"][0]["uri"] == f.resolve().as_uri(), "the ledger keeps the upload's URI"
+    archived.unlink()
+    gone = fresh.send("admin", "POST", "/api/v1/files/reprocess", json={"name": f.name})
+    assert gone.status_code == 409 and gone.json()["detail"]["hint"]
 
 
 def _metric(w: World, name: str, labels: dict[str, str]) -> float:
@@ -238,7 +258,7 @@ def test_notification_list(fresh: World):
     assert fresh.send("acme", "PUT", url, json={"notify": ["not an email"]}).status_code == 422
     assert fresh.send("acme", "PUT", "/api/v1/data-sources/55/notify", json={"notify": []}).status_code == 403
     assert fresh.get("acme", "/api/v1/data-sources/55/notify").status_code == 403
-    assert fresh.get("acme", "/api/v1/data-sources/4242/notify").status_code == 403, "same answer: existence not revealed"
+    assert fresh.get("acme", "/api/v1/data-sources/4242/notify").status_code == 403, "existence is not revealed"
     assert fresh.get("admin", "/api/v1/data-sources/4242/notify").status_code == 404
     assert fresh.get("other", "/api/v1/data-sources/55/notify").json() == {"notify": ["data@other.example"]}
     listed = fresh.get("acme", "/api/v1/data-sources").json()
@@ -266,11 +286,12 @@ def test_taxonomy_export_and_apply(fresh: World):
     r = fresh.send("admin", "POST", "/api/v1/taxonomy", content=added, headers={"Content-Type": "application/yaml"})
     assert r.status_code == 200, r.text
     assert r.json()["applied"]["traits"] == {"created": 1, "updated": 0, "unchanged": 0}
-    again = fresh.send("admin", "POST", "/api/v1/taxonomy", json={"traits": [{"sid": 102, "name": "second", "data_source": 21, "type": "onboarded"}]})
+    trait = {"sid": 102, "name": "second", "data_source": 21, "type": "onboarded"}
+    again = fresh.send("admin", "POST", "/api/v1/taxonomy", json={"traits": [trait]})
     assert again.status_code == 200 and again.json()["unchanged"] == 1
 
-    bad = fresh.send("admin", "POST", "/api/v1/taxonomy", content="traits:\n  - {sid: 104, name: x, data_source: 999, type: onboarded}\n",
-                     headers={"Content-Type": "application/yaml"})
+    bad = fresh.send("admin", "POST", "/api/v1/taxonomy", headers={"Content-Type": "application/yaml"},
+                     content="traits:\n  - {sid: 104, name: x, data_source: 999, type: onboarded}\n")
     assert bad.status_code == 422
     problems = bad.json()["detail"]["problems"]
     assert problems and problems[0]["path"].startswith("traits[0]")
@@ -286,6 +307,18 @@ def test_openapi_lists_every_endpoint_with_bearer_auth(world: World):
             "/api/v1/data-sources/{dpid}/notify", "/api/v1/data-sources/{dpid}/error-sampling"} <= paths
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "security" not in spec["paths"]["/healthz"]["get"]
+
+
+def test_docs_list_every_operation(world: World):
+    """docs/api.md's endpoint table and the live schema name the same operations."""
+    spec = world.get(None, "/openapi.json").json()
+    served = {(m.upper(), re.sub(r"\{[^}]*\}", "{}", path)) for path, ops in spec["paths"].items() for m in ops}
+    documented = set()
+    doc = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    for methods, path in re.findall(r"^\| `([A-Z`/]+) (/[^` ?]*)", doc, re.M):
+        for m in methods.replace("`", "").split("/"):
+            documented.add((m, re.sub(r"\{[^}]*\}", "{}", path)))
+    assert documented == served
 
 
 def test_store_left_closed_between_requests(world: World):

@@ -37,7 +37,7 @@ traits:
 """
 SEED = 20261123
 DAY = "date=2026-11-22"
-ENV = {"ONRAMP_INBOUND__SETTLE_SECONDS": "0", "ONRAMP_FTP__ENABLED": "false", "ONRAMP_NOW": "2026-11-22T10:00:00Z"}
+ENV = {"ONRAMP_INBOUND__SETTLE_SECONDS": "0", "ONRAMP_FTP__ENABLED": "false"}
 
 _BOOT = """
 import os, signal, sys
@@ -97,11 +97,12 @@ def uploads(d: Path) -> list[Path]:
             if not p.name.endswith((".receipt.json", ".rejects.tsv.gz"))]
 
 
-def run_to_completion(d: Path, timeout: float = 90) -> None:
+def run_to_completion(d: Path, *, mail: bool = True, timeout: float = 90) -> None:
+    """Serve until every upload is archived (and, with ``mail``, every receipt mailed)."""
     with ServeProcess(d, env=ENV) as serve:
         serve.wait_ready()
         deadline = time.monotonic() + timeout
-        while uploads(d) or any((d / "inflight").glob("*.json")) or _mail_pending(d):
+        while uploads(d) or any((d / "inflight").glob("*.json")) or (mail and _mail_pending(d)):
             assert serve.proc.poll() is None, serve.text()
             assert time.monotonic() < deadline, f"left: {uploads(d)}\n{serve.text()}"
             time.sleep(0.1)
@@ -118,7 +119,10 @@ def _put_back_receipts(d: Path) -> dict[str, dict]:
     return {p.name: json.loads(p.read_text()) for p in sorted(zone.glob("*/date=*/*.receipt.json"))}
 
 
-def assert_exactly_once(d: Path, files: dict[str, bytes]) -> None:
+def assert_exactly_once(d: Path, files: dict[str, bytes], *, all_mailed: bool = True) -> None:
+    """Each upload archived once; one receipt per logical file, written back and stored alike;
+    one queued mail per receipt (sent, unless a kill interrupted its delivery: then it is
+    leased for a retry, which ``notify`` owns)."""
     zone = d / "dropzone" / "prod"
     archived = sorted(p.relative_to(zone).as_posix() for p in zone.glob("*/*/date=*/*"))
     expected_outcome = {rel: ("rejected" if body == b"" else "processed") for rel, body in files.items()}
@@ -140,8 +144,13 @@ def assert_exactly_once(d: Path, files: dict[str, bytes]) -> None:
     for name, body in put_back.items():
         assert stored[body["receipt_id"]] == body, f"{name} is not the stored receipt"
         assert {f["name"].split(".sync")[0] for f in body["files"]} == {name.split(".sync")[0]}
-    assert sorted(mails) == sorted((rid, "sent") for rid in stored)
-    assert sorted(p.stem for p in (d / "outbox").glob("*.eml")) == sorted(stored)
+    assert sorted(rid for rid, _ in mails) == sorted(stored)
+    sent = {rid for rid, status in mails if status == "sent"}
+    written = {p.stem for p in (d / "outbox").glob("*.eml")}  # one file per receipt: never two mails
+    # A kill between writing a message and recording it leaves it written but not yet "sent".
+    assert sent <= written <= set(stored)
+    if all_mailed:
+        assert sent == set(stored)
 
 
 def file_set() -> dict[str, bytes]:
@@ -210,5 +219,5 @@ def test_random_kills_while_working_through_a_backlog(tmp_path: Path):
             serve.wait_ready()
             time.sleep(rng.uniform(0.2, 2.5))  # somewhere in the stream of jobs
             assert serve.kill() == -signal.SIGKILL
-    run_to_completion(d)
-    assert_exactly_once(d, files)
+    run_to_completion(d, mail=False)
+    assert_exactly_once(d, files, all_mailed=False)

@@ -1,7 +1,7 @@
 """`onramp serve` end to end, as a real process (issue #3, SPEC §3.1, §3.10, §6.1, §9.1).
 
 Partners deliver the ways they do — a file already waiting when the service starts, FTP
-uploads to the production and beta servers — and get their receipts back next to their
+and SFTP uploads, a file in the beta zone — and get their receipts back next to their
 uploads, over FTP too. Beta data never reaches production profiles. SIGTERM stops it.
 """
 
@@ -34,7 +34,8 @@ traits:
 """
 PROD_UUID = "12345678901234567890123456789012345678"
 BETA_UUID = "99999999999999999999999999999999999999"
-ENV = {"ONRAMP_INBOUND__SETTLE_SECONDS": "1", "ONRAMP_FTP__ACCOUNTS": '{"acme": "s3cret"}', "ONRAMP_FTP__BETA_PORT": "0"}
+ENV = {"ONRAMP_INBOUND__SETTLE_SECONDS": "1", "ONRAMP_FTP__ACCOUNTS": '{"acme": "s3cret"}',
+       "ONRAMP_FTP__SFTP_ENABLED": "true", "ONRAMP_FTP__SFTP_PORT": "0"}
 
 
 def data_dir(tmp_path: Path) -> Path:
@@ -63,6 +64,20 @@ def ftp_read(port: int, path: str) -> bytes:
     return out.getvalue()
 
 
+def sftp_upload(port: int, name: str, body: bytes) -> None:
+    import asyncio
+
+    import asyncssh
+
+    async def put() -> None:
+        async with asyncssh.connect("127.0.0.1", port, username="acme", password="s3cret", known_hosts=None,
+                                    agent_path=None, preferred_auth="password") as conn, conn.start_sftp_client() as sftp:
+            async with sftp.open(name, "wb") as f:
+                await f.write(body)
+
+    asyncio.run(put())
+
+
 def wait_for(paths: list[Path], serve: ServeProcess, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not all(p.exists() for p in paths):
@@ -85,17 +100,20 @@ def test_partners_deliver_and_get_receipts_back_and_beta_stays_apart(tmp_path: P
 
     with ServeProcess(d, env=ENV) as serve:
         serve.wait_ready()
-        assert set(serve.ftp_ports) == {"prod", "beta"}
+        assert set(serve.ftp_ports) == {"prod"}
         with urllib.request.urlopen(f"{serve.http_url}/healthz", timeout=10) as resp:
             assert resp.status == 200
 
+        assert set(serve.sftp_ports) == {"prod"}
         ftp_upload(serve.ftp_ports["prod"], "ftp_dpm_21_1700000001.sync", f"{PROD_UUID}\t1\nbad line\n".encode())
-        ftp_upload(serve.ftp_ports["beta"], "ftp_dpm_21_1700000002.sync", f"{BETA_UUID}\t1\n".encode())
+        beta = zones / "beta" / "acme" / "date=2026-11-22" / "ftp_dpm_21_1700000002.sync"
+        beta.parent.mkdir(parents=True)
+        beta.write_bytes(f"{BETA_UUID}\t1\n".encode())
+        sftp_upload(serve.sftp_ports["prod"], "ftp_dpm_21_1700000003.sync", f"{PROD_UUID}\t1\n".encode())
 
-        prod_day = next((zones / "prod" / "processed" / "acme").glob("date=*"), None)
         wait_for([zones / "prod" / "processed" / "acme" / "date=2026-11-22" / waiting.name], serve)
         deadline = time.monotonic() + 60
-        while len(list(zones.glob("*/processed/acme/date=*/ftp_dpm_21_*.sync"))) < 3:
+        while len(list(zones.glob("*/processed/acme/date=*/ftp_dpm_21_*.sync"))) < 4:
             assert time.monotonic() < deadline and serve.proc.poll() is None, serve.text()
             time.sleep(0.1)
 
@@ -107,21 +125,22 @@ def test_partners_deliver_and_get_receipts_back_and_beta_stays_apart(tmp_path: P
         r1 = json.loads(ftp_read(serve.ftp_ports["prod"], f"{day}/ftp_dpm_21_1700000001.sync.receipt.json"))
         assert (r1["records_received"], r1["format_errors"], r1["stored_records"]) == (2, 1, 1)
         assert ftp_read(serve.ftp_ports["prod"], f"{day}/ftp_dpm_21_1700000001.sync.rejects.tsv.gz")[:2] == b"\x1f\x8b"
-        r2 = json.loads(ftp_read(serve.ftp_ports["beta"], f"{day}/ftp_dpm_21_1700000002.sync.receipt.json"))
+        r2 = json.loads(beta.with_name(beta.name + ".receipt.json").read_text())
         assert (r2["environment"], r2["stored_records"]) == ("beta", 1)
-        del prod_day
+        r3 = json.loads((ftp_receipt.parent / "ftp_dpm_21_1700000003.sync.receipt.json").read_text())
+        assert r3["files"][0]["status"] == "accepted"  # the SFTP upload took the same path
 
         # CLI commands keep working while the service runs (ADR 0001); beta never reaches prod.
-        prod = onramp(d, "profile", "--env", "prod", "--json", f"0:{BETA_UUID}")
-        beta = onramp(d, "profile", "--env", "beta", "--json", f"0:{BETA_UUID}")
-        assert prod.returncode == 1, prod.stderr
-        assert beta.returncode == 0, beta.stderr
-        assert [t["sid"] for t in json.loads(beta.stdout)["traits"]] == [101]
+        in_prod = onramp(d, "profile", "--env", "prod", "--json", f"0:{BETA_UUID}")
+        in_beta = onramp(d, "profile", "--env", "beta", "--json", f"0:{BETA_UUID}")
+        assert in_prod.returncode == 1, in_prod.stderr
+        assert in_beta.returncode == 0, in_beta.stderr
+        assert [t["sid"] for t in json.loads(in_beta.stdout)["traits"]] == [101]
         assert onramp(d, "profile", "--env", "prod", "--json", f"0:{PROD_UUID}").returncode == 0
 
         # Receipt mail went to the outbox (no SMTP configured): one message per receipt.
         deadline = time.monotonic() + 30
-        while len(list((d / "outbox").glob("*.eml"))) < 3:
+        while len(list((d / "outbox").glob("*.eml"))) < 4:
             assert time.monotonic() < deadline, serve.text()
             time.sleep(0.1)
 

@@ -158,3 +158,30 @@ data_sources: [{dpid: 21, owner: 7, name: cookies, id_type: cookie, inbound_id_t
     assert load_into_store(store, tmp_path) == 1002
     kept = {r[0] for r in store.execute("SELECT id_b FROM links WHERE id_a = ?", [U1]).fetchall()}
     assert len(kept) == 1000 and not kept & {"c0", "c1"}
+
+
+def test_server_loader_yields_to_a_job_of_the_same_process(tmp_path):
+    """`onramp serve` runs jobs and the pixel in one process: the loader skips a cycle while a
+    job holds the shared lock or has the same rows in an open transaction, and never fails it."""
+    import threading
+
+    from onramp.server.idsync import store_cycle
+
+    settings = Settings(data_dir=tmp_path)
+    write_log(tmp_path, [encode_record(T0, "prod", 21, U1, "job-first")])
+    lock = threading.Lock()
+    with lock:
+        assert store_cycle(settings, wait=False, lock=lock) is None
+    job = connect(settings)
+    try:
+        job.execute("BEGIN TRANSACTION")
+        assert load_into_store(job, tmp_path) == 1
+        assert store_cycle(settings, wait=False, lock=lock) is None  # same rows: it backs off
+        job.execute("COMMIT")
+    finally:
+        job.close()
+    loaded, dpids = store_cycle(settings, wait=False, lock=lock)
+    assert loaded == 0 and 20914 in dpids  # the job loaded it; global sources always exist
+    con = connect(settings, read_only=True)
+    assert [r[4] for r in links(con)] == ["job-first"]
+    con.close()

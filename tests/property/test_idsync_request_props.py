@@ -119,3 +119,21 @@ def test_wildcard_matches_subdomains_only(domain_labels, sub_labels):
     assert not host_allowed(domain, ("*." + domain,))
     assert not host_allowed("x" + domain, ("*." + domain,))
     assert not host_allowed(domain + ".evil", (domain,))
+
+
+@given(st.text(st.characters(min_codepoint=0, max_codepoint=0x7F), min_size=0, max_size=40) | st.just("x" * 1025))
+def test_plain_id_shortcut_agrees_with_the_full_rules(dpuuid):
+    # validate_sync_request skips check_dpuuid for "plain" IDs; it must never accept more.
+    from onramp.formats import idsync_request
+
+    if idsync_request._PLAIN_ID.fullmatch(dpuuid):
+        assert check_dpuuid(dpuuid) is None
+    policy = SyncPolicy(known_dpids=frozenset({1}))
+    req = idsync_request.SyncRequest(dpid=1, dpuuid=dpuuid)
+    rejected = check_dpuuid(dpuuid) is not None
+    try:
+        idsync_request.validate_sync_request(req, policy)
+    except InvalidSyncRequest:
+        assert rejected
+    else:
+        assert not rejected

@@ -48,6 +48,7 @@ class DataPlan:
     reject_email_like: bool = True
     link_ttl_days: int = 120
     max_hops: int = 3
+    odc_ns: int | None = None  # ODC: the ID type of the file's first valid row, when known in advance
 
 
 def _odc_ns_sql(col: str) -> str:
@@ -123,10 +124,7 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
     if plan.odc:
         # §3.2.1: every row must share the type of the first valid row.
         ns_expr = _odc_ns_sql("c.id_type")
-        first = con.execute(
-            f"SELECT {ns_expr} AS ns FROM cls c WHERE c.code IS NULL AND {ns_expr} IS NOT NULL ORDER BY file_idx, line_no LIMIT 1"
-        ).fetchone()
-        odc_ns = first[0] if first else -1
+        odc_ns = plan.odc_ns if plan.odc_ns is not None else first_odc_ns(con)
         ns_col = f"CASE WHEN {ns_expr} = {odc_ns} THEN {odc_ns} END"
     else:
         ns_col = "NULL::INTEGER"
@@ -154,6 +152,20 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
                CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
           FROM c"""
     )
+
+
+def first_odc_ns(con: duckdb.DuckDBPyConnection) -> int:
+    """§3.2.1: the namespace of the first structurally valid row in ``cls`` (-1: none)."""
+    ns_expr = _odc_ns_sql("c.id_type")
+    first = con.execute(
+        f"SELECT {ns_expr} AS ns FROM cls c WHERE c.code IS NULL AND {ns_expr} IS NOT NULL ORDER BY file_idx, line_no LIMIT 1"
+    ).fetchone()
+    return first[0] if first else -1
+
+
+def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
+    """Only the first stage (``cls``), for callers that need the file's first valid row."""
+    _split_lines(con, plan)
 
 
 def _parse_items(con: duckdb.DuckDBPyConnection) -> None:

@@ -8,6 +8,7 @@ ID-sync log has one writer per data directory (``server.synclog``).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -48,17 +49,21 @@ def create_app(
     clock: Clock = system_clock,
     new_uuid: UuidFactory = new_platform_uuid,
     consent: ConsentEvaluator = tcf_storage_consent,
+    store_lock: threading.Lock | None = None,
     baseline_route: bool = False,
 ) -> OnrampApp:
     """Build the HTTP app of one installation.
 
     ``clock``, ``new_uuid`` and ``consent`` are injected for tests (STYLE habit 13).
+    ``store_lock``: when jobs run in the same process (`onramp serve`), a lock they hold while
+    their transaction is open; the ID-sync loader then skips a cycle instead of competing
+    with a job for the same rows (the job loads the log itself anyway).
     ``baseline_route`` adds ``GET /_bare``, a 200 with the pixel's GIF and no work, which the
     benchmark measures as the server's own ceiling (bench/run_idsync.py).
     """
     from onramp.server.api import router as api_router
 
-    idsync = IdSync(settings, clock=clock, new_uuid=new_uuid, consent=consent)
+    idsync = IdSync(settings, clock=clock, new_uuid=new_uuid, consent=consent, store_lock=store_lock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

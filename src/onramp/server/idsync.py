@@ -22,7 +22,7 @@ import base64
 import contextlib
 import logging
 import os
-import secrets
+import threading
 import time
 from functools import partial
 from collections.abc import AsyncIterator, Callable
@@ -59,9 +59,20 @@ _NO_STORE = (b"cache-control", b"no-store, max-age=0")
 _GIF_HEADERS = [(b"content-type", b"image/gif"), (b"content-length", str(len(GIF)).encode()), _NO_STORE]
 
 
+_UUID_SPACE = 10**38
+_UUID_LIMIT = 3 * _UUID_SPACE  # the largest multiple of 10**38 below 2**128
+
+
 def new_platform_uuid() -> str:
-    """A random 38-digit platform UUID, leading zeros allowed (§1.3)."""
-    return f"{secrets.randbelow(10**38):038d}"
+    """A random 38-digit platform UUID, leading zeros allowed (§1.3).
+
+    128 random bits, redrawn above ``_UUID_LIMIT`` so every UUID is equally likely; a third
+    of the cost of ``secrets.randbelow``, which matters at one new browser per call.
+    """
+    while True:
+        n = int.from_bytes(os.urandom(16), "big")
+        if n < _UUID_LIMIT:
+            return f"{n % _UUID_SPACE:038d}"
 
 
 def policy_from(settings: Settings, dpids: frozenset[int]) -> SyncPolicy:
@@ -74,26 +85,61 @@ def policy_from(settings: Settings, dpids: frozenset[int]) -> SyncPolicy:
     )
 
 
-def store_cycle(settings: Settings, *, wait: bool) -> tuple[int, frozenset[int]] | None:
+def store_cycle(settings: Settings, *, wait: bool, lock: threading.Lock | None = None) -> tuple[int, frozenset[int]] | None:
     """Open the store once: load the ID-sync log into ``links`` and read the data sources.
 
-    Returns (records loaded, known DPIDs), or None when another process holds the store and
-    ``wait`` is false — the next cycle, or the next inbound job, loads the log instead.
+    Returns (records loaded, known DPIDs), or None when the store is busy and ``wait`` is
+    false — the next cycle, or the next inbound job, loads the log instead. Busy means:
+    another process holds it, another thread of this process is opening it, a concurrent
+    transaction touched the same rows, or ``lock`` (shared with whoever runs jobs in this
+    process, e.g. `onramp serve`) is taken.
     """
+    if lock is not None and not lock.acquire(blocking=wait):
+        return None
+    try:
+        deadline = time.monotonic() + (settings.engine.lock_wait_seconds if wait else 0)
+        while True:
+            try:
+                return _cycle(settings, wait=wait)
+            except duckdb.IOException:  # held by another process; connect() already waited
+                if wait:
+                    raise
+                return None
+            except (duckdb.TransactionException, _HandleConflict):
+                if time.monotonic() >= deadline:
+                    if wait:
+                        raise
+                    return None
+                time.sleep(0.1)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+class _HandleConflict(Exception):
+    """DuckDB refused to open the file while another thread of this process opens or closes it."""
+
+
+def _cycle(settings: Settings, *, wait: bool) -> tuple[int, frozenset[int]]:
     from onramp.store.db import connect
 
     if not wait:
         settings = settings.model_copy(update={"engine": settings.engine.model_copy(update={"lock_wait_seconds": 0})})
     try:
         con = connect(settings)
-    except duckdb.IOException:
-        if wait:
-            raise
-        return None
+    except duckdb.Error as exc:
+        if "file handle conflict" in str(exc):
+            raise _HandleConflict(str(exc)) from None
+        raise
     try:
         con.execute("BEGIN TRANSACTION")
-        loaded = synclog.load_into_store(con, Path(settings.data_dir))
-        con.execute("COMMIT")
+        try:
+            loaded = synclog.load_into_store(con, Path(settings.data_dir))
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):  # already rolled back when COMMIT failed
+                con.execute("ROLLBACK")
+            raise
         dpids = frozenset(r[0] for r in con.execute("SELECT dpid FROM data_sources").fetchall())
         return loaded, dpids
     finally:
@@ -104,8 +150,9 @@ class IdSync:
     """State of the endpoint for one app: the log writer, the current policy, the loader."""
 
     def __init__(self, settings: Settings, *, clock: Clock = system_clock, new_uuid: UuidFactory = new_platform_uuid,
-                 consent: ConsentEvaluator = tcf_storage_consent):
+                 consent: ConsentEvaluator = tcf_storage_consent, store_lock: threading.Lock | None = None):
         self.settings = settings
+        self.store_lock = store_lock
         self.clock = clock
         self.new_uuid = new_uuid
         self.consent = consent
@@ -138,7 +185,8 @@ class IdSync:
             self.log.close()
 
     async def refresh(self, *, wait: bool) -> None:
-        result = await asyncio.get_running_loop().run_in_executor(None, partial(store_cycle, self.settings, wait=wait))
+        result = await asyncio.get_running_loop().run_in_executor(
+            None, partial(store_cycle, self.settings, wait=wait, lock=self.store_lock))
         if result is not None:
             loaded, dpids = result
             self.policy = policy_from(self.settings, dpids)

@@ -12,7 +12,8 @@ JOB_SECONDS = Histogram("onramp_job_duration_seconds", "Wall time of inbound job
                         buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))
 QUEUE_DEPTH = Gauge("onramp_queue_depth", "Settled logical files waiting to be processed.", ["env"], registry=REGISTRY)
 IDSYNC_REQUESTS = Counter("onramp_idsync_requests_total", "ID-sync requests, by HTTP status.", ["status"], registry=REGISTRY)
-API_AUTH_FAILURES = Counter("onramp_api_auth_failures_total", "REST API requests refused for a missing, unknown or revoked token.", registry=REGISTRY)
+API_AUTH_FAILURES = Counter("onramp_api_auth_failures_total", "REST API requests refused for a missing, unknown or revoked token.",
+                            registry=REGISTRY)
 
 # Receipt counter -> line bucket (SPEC §3.7); `discarded` is received minus processed.
 _BUCKET_OF_COUNTER = {
@@ -31,8 +32,7 @@ def record_job(env: str, receipts: list, seconds: float) -> None:
     for r in receipts:
         body = r.to_json() if hasattr(r, "to_json") else r
         for f in body["files"]:
-            if not f.get("duplicate"):
-                FILES.labels(env, "rejected" if f["status"] == "rejected" else "applied").inc()
+            FILES.labels(env, f["status"]).inc()  # the receipt's file status: accepted | rejected
         if body.get("kind") == "id_sync":
             continue
         for counter, bucket in _BUCKET_OF_COUNTER.items():

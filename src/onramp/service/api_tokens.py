@@ -109,9 +109,11 @@ def create_token(con: duckdb.DuckDBPyConnection, *, role: str, partner: int | No
     if role not in ROLES:
         raise UsageError(f"unknown token role '{role}'", hint=f"use one of: {', '.join(ROLES)}")
     if (role == "partner") != (partner is not None):
-        raise UsageError("a partner token needs a partner, other tokens none", hint="pass --partner PID for partner tokens only")
+        raise UsageError("a partner token needs a partner, other tokens none",
+                         hint="pass --partner PID for partner tokens only")
     if partner is not None and not con.execute("SELECT 1 FROM partners WHERE pid = ?", [partner]).fetchone():
-        raise UsageError(f"partner {partner} does not exist", hint="declare it in the taxonomy first (onramp taxonomy apply)")
+        raise UsageError(f"partner {partner} does not exist",
+                         hint="declare it in the taxonomy first (onramp taxonomy apply)")
     token_id, token = new_token()
     con.execute("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 [token_id, token_hash(token), role, partner, label, now])

@@ -42,6 +42,11 @@ log = logging.getLogger("onramp.watcher")
 RETRY_SECONDS = 5.0
 
 
+def uri_of(obj: DropObject) -> str:
+    """How receipts and the ledger name an object (§6.2 full URI; the key if a zone gives none)."""
+    return obj.uri or obj.key
+
+
 def put_back_names(base: str, receipts: list[dict]) -> list[str]:
     """Name stems for a logical file's receipts: ``<base>`` for the usual single receipt."""
     if len(receipts) == 1:
@@ -110,10 +115,11 @@ class Inflight:
         for obj in lf.parts:
             if present is not None and obj.key not in present:
                 continue
-            if obj.uri not in status:
+            outcome = status.get(uri_of(obj))
+            if outcome is None:
                 log.warning("%s: %s is in no receipt; left in place", lf.env, obj.key)
                 continue
-            zone.finish(obj, "rejected" if status[obj.uri] == "rejected" else "processed")
+            zone.finish(obj, "rejected" if outcome == "rejected" else "processed")
         if lf.info is not None and (present is None or lf.info.key in present):
             zone.finish(lf.info, "processed")
         self._drop(lf.key)
@@ -169,7 +175,7 @@ class Inflight:
                         """SELECT status, receipt_id, processed_at FROM files
                             WHERE env = ? AND name = ? AND sha256 = ? AND uri = ?
                             ORDER BY processed_at DESC LIMIT 1""",
-                        [zone.env, p.name, sha, p.uri],
+                        [zone.env, p.name, sha, uri_of(p)],
                     ).fetchone()
                     for p, sha in hashes
                 ]
@@ -181,7 +187,7 @@ class Inflight:
                 con.close()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        statuses = {p.uri: "rejected" if row[0] == "rejected" else "accepted" for (p, _), row in zip(hashes, rows, strict=True)}
+        statuses = {uri_of(p): "rejected" if row[0] == "rejected" else "accepted" for (p, _), row in zip(hashes, rows, strict=True)}
         return ([json.loads(body[0])] if body else []), statuses
 
     def _drop(self, key: tuple) -> None:

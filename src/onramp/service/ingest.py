@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from onramp.engine import chunks
 from onramp.engine.apply import apply_overwrite, apply_sync
 from onramp.engine.data_plan import DataPlan, classify
 from onramp.engine.rulebook import Rulebook, build_rulebook
@@ -188,30 +189,30 @@ class _Job:
             c.hint = "this exact file was rejected before; fix it and send a new version, or run again with --reprocess"
 
     # -- loading ---------------------------------------------------------------------------
-    def _load_parts(self, parts: list[Candidate]) -> dict[int, Candidate]:
-        """Stream every live part into ``raw_lines``; parts failing container checks are rejected."""
+    def _load_parts(self, parts: list[Candidate], table: str = "raw_lines") -> dict[int, Candidate]:
+        """Stream every live part into ``table``; parts failing container checks are rejected."""
         con = self.con
-        con.execute("CREATE OR REPLACE TEMP TABLE raw_lines (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN)")
         live: dict[int, Candidate] = {}
         for idx, c in enumerate(parts):
             if c.rejected or c.duplicate:
                 continue
             try:
-                self._load_one(idx, c)
+                self._load_one(idx, c, table)
                 live[idx] = c
             except FileRejected as exc:
                 c.rejected, c.hint = exc.message, exc.hint
-                con.execute("DELETE FROM raw_lines WHERE file_idx = ?", [idx])
+                con.execute(f"DELETE FROM {table} WHERE file_idx = ?", [idx])
         return live
 
-    def _load_one(self, idx: int, c: Candidate) -> None:
+    def _load_one(self, idx: int, c: Candidate, table: str) -> None:
         suffix = c.name.suffix if c.name is not None else None
         lines = 0
         with open_content(c.path, suffix, limits=self.s.inbound, keyring=self._keyring_for(suffix), scratch_dir=self.scratch) as stream:
             for batch in iter_line_batches(stream, max_line_bytes=self.s.inbound.max_line_bytes):
                 self.con.register("_batch", batch)
                 try:
-                    self.con.execute(f"INSERT INTO raw_lines SELECT {idx}, line_no, line, too_long FROM _batch")
+                    self.con.execute(f"INSERT INTO {table} SELECT {idx}, line_no, line, too_long FROM _batch")
                 finally:
                     self.con.unregister("_batch")
                 lines += batch.num_rows
@@ -239,7 +240,7 @@ class _Job:
     # -- data files --------------------------------------------------------------------------
     def _process_data(self, parts: list[Candidate], receipt: Receipt) -> None:
         self._list_files(parts, receipt)
-        live = self._load_parts(parts)
+        live = self._load_parts(parts, "raw_all")
         if not live:
             return self._finish_listing(parts, receipt)
         name: DataFileName = parts[0].name  # type: ignore[assignment]
@@ -253,24 +254,31 @@ class _Job:
             reject_email_like=self.s.identity.reject_email_like_ids,
             link_ttl_days=self.s.identity.link_ttl_days, max_hops=self.s.identity.max_resolution_hops,
         )
-        classify(self.con, plan, self.rulebooks[owner])
-        self._reject_empty(live, "line_result")
-        if not live:
-            return self._finish_listing(parts, receipt)
-        self.con.execute("DELETE FROM line_result WHERE file_idx NOT IN (SELECT unnest(?::INTEGER[]))", [list(live)])
-        self.con.execute("DELETE FROM ops WHERE file_idx NOT IN (SELECT unnest(?::INTEGER[]))", [list(live)])
-        if plan.overwrite:
-            removed = apply_overwrite(self.con, env=self.env, now=self.start, owner_dpid=owner)
-        else:
-            removed = apply_sync(self.con, env=self.env, now=self.start)
-        add_counters(receipt.counters, _data_counters(self.con))
-        receipt.counters["total_removed_traits"] += removed
-        self.con.execute(
-            f"""INSERT INTO stored_devices SELECT DISTINCT ?, ns, pid FROM line_result
-                 WHERE code = 'stored' AND ns IN {_device_ns()}""",
-            [receipt.receipt_id],
-        )
-        reject_rows.collect_data(self.con, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
+        n_chunks = chunks.chunk_count(self.con, self.s.engine.chunk_lines)
+        plan = chunks.prepare(self.con, plan, n_chunks)
+        non_blank: dict[int, int] = defaultdict(int)
+        for _ in chunks.chunk_views(self.con, plan, n_chunks):
+            classify(self.con, plan, self.rulebooks[owner])
+            for idx, n in self.con.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
+                non_blank[idx] += n
+            if plan.overwrite:
+                removed = apply_overwrite(self.con, env=self.env, now=self.start, owner_dpid=owner)
+            else:
+                removed = apply_sync(self.con, env=self.env, now=self.start)
+            add_counters(receipt.counters, _data_counters(self.con))
+            receipt.counters["total_removed_traits"] += removed
+            self.con.execute(
+                f"""INSERT INTO stored_devices SELECT DISTINCT ?, ns, pid FROM line_result
+                     WHERE code = 'stored' AND ns IN {_device_ns()}""",
+                [receipt.receipt_id],
+            )
+            reject_rows.collect_data(self.con, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
+        self.con.execute("DROP TABLE IF EXISTS raw_all")
+        # §3.3 check 6, over all chunks: a part without a non-blank line is an empty file
+        # (it had no lines, so it changed nothing and has no reject rows).
+        for idx, c in live.items():
+            if non_blank[idx] == 0:
+                c.rejected, c.hint = "empty file", "send at least one non-blank line"
         self._finish_listing(parts, receipt)
 
     # -- ID-sync files -------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def serve(settings: Settings, *, stop: threading.Event | None = None, on_ready: 
             for zone in zones:
                 running.zones[zone.env] = _where(zone)
                 log.info("%s drop zone: %s", zone.env, running.zones[zone.env])
-            _start_partner_servers(settings, stack, running)
+            _start_partner_servers(settings, {z.env: z for z in zones}, stack, running)
             http = _HttpThread(settings)
             running.http_url = http.start()
             stack.callback(http.stop)
@@ -121,17 +121,14 @@ def _join(thread: threading.Thread, name: str) -> None:
         thread.join()
 
 
-def _start_partner_servers(settings: Settings, stack: ExitStack, running: Running) -> None:
-    """FTP (and SFTP) per environment; their homes are the partners' folders of the local zone."""
+def _start_partner_servers(settings: Settings, zones: dict, stack: ExitStack, running: Running) -> None:
+    """FTP (and SFTP) per environment. Partners' homes are their folders of the local zone;
+    with an S3 zone they are a staging area and finished uploads are copied to S3 (§3.1)."""
     from onramp.transports.dropzone import local_zone_root
     from onramp.transports.partner_homes import accounts_from_settings
 
     ftp = settings.ftp
     if not (ftp.enabled or ftp.sftp_enabled):
-        return
-    if settings.dropzone.kind != "local":
-        log.warning("FTP/SFTP servers not started: they deliver into the local drop zone, "
-                    "but dropzone.kind is %r (set ftp.enabled = false to silence this)", settings.dropzone.kind)
         return
     accounts = accounts_from_settings(ftp)
     if not accounts:
@@ -139,16 +136,17 @@ def _start_partner_servers(settings: Settings, stack: ExitStack, running: Runnin
     ports = {"prod": (ftp.port, ftp.sftp_port), "beta": (ftp.beta_port, ftp.sftp_beta_port)}
     for env, (ftp_port, sftp_port) in ports.items():
         root = local_zone_root(settings, env)
+        forward = getattr(zones[env], "receive", None) if settings.dropzone.kind != "local" else None
         if ftp.enabled and ftp_port is not None:
             from onramp.transports.ftp_server import start_ftp_server
 
-            handle = stack.enter_context(start_ftp_server(settings, root, accounts, port=ftp_port))
+            handle = stack.enter_context(start_ftp_server(settings, root, accounts, port=ftp_port, forward=forward))
             running.ftp_ports[env] = handle.port
             log.info("%s FTP%s on %s:%d", env, "S" if ftp.certfile else "", ftp.host, handle.port)
         if ftp.sftp_enabled and sftp_port is not None:
             from onramp.transports.sftp_server import start_sftp_server
 
-            handle = stack.enter_context(start_sftp_server(settings, root, accounts, port=sftp_port))
+            handle = stack.enter_context(start_sftp_server(settings, root, accounts, port=sftp_port, forward=forward))
             running.sftp_ports[env] = handle.port
             log.info("%s SFTP on %s:%d", env, ftp.host, handle.port)
 

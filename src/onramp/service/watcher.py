@@ -32,7 +32,7 @@ from pathlib import Path
 
 from onramp.formats.info_file import InfoFile, InvalidInfoFile, is_info_name, parse_info
 from onramp.service.clock import Clock, system_clock
-from onramp.service.inflight import Inflight
+from onramp.service.inflight import Inflight, uri_of
 from onramp.service.queue import FairQueue
 from onramp.service.settle import LogicalFile, LogicalKey, SettleTracker, check_schedule, next_fire, signature
 from onramp.transports.dropzone import DropObject, DropObjectChanged, DropZone
@@ -300,7 +300,7 @@ class Watcher:
 
         started = time.monotonic()
         pid = lf.parts[0].pid  # the partner folder names the uploader (§3.1)
-        uris = {p: o.uri or o.key for p, o in zip(fetched.paths, lf.parts, strict=True)}
+        uris = {p: uri_of(o) for p, o in zip(fetched.paths, lf.parts, strict=True)}
         try:
             con = open_store(self.settings)
             try:

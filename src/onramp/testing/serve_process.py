@@ -16,6 +16,7 @@ from pathlib import Path
 
 _HTTP = re.compile(r"HTTP \(ID sync, REST API\) on (http://\S+)")
 _FTP = re.compile(r"(prod|beta) FTPS? on [^:\s]+:(\d+)")
+_SFTP = re.compile(r"(prod|beta) SFTP on [^:\s]+:(\d+)")
 _READY = "receipt mail "  # the last start-up line (service.serve._log_mode)
 
 
@@ -34,6 +35,7 @@ class ServeProcess:
                                      stdout=self._out, stderr=subprocess.STDOUT)
         self.http_url = ""
         self.ftp_ports: dict[str, int] = {}
+        self.sftp_ports: dict[str, int] = {}
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -49,6 +51,7 @@ class ServeProcess:
         text = self.text()
         self.http_url = _HTTP.search(text).group(1)
         self.ftp_ports = {env: int(port) for env, port in _FTP.findall(text)}
+        self.sftp_ports = {env: int(port) for env, port in _SFTP.findall(text)}
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:

@@ -11,7 +11,9 @@ from typing import Any
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, host: str = "127.0.0.1", access_log: bool = False, lifespan: str = "on") -> Iterator[str]:
+def serve_in_thread(
+    app: Any, *, host: str = "127.0.0.1", access_log: bool = False, lifespan: str = "on"
+) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields its base URL. Fails if the server does not
     start within 10 s or does not stop within 10 s (no thread or socket is left behind)."""
     import uvicorn

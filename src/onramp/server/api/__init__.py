@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from onramp.server.api import routes_data_sources, routes_files, routes_ops, routes_profiles, routes_receipts, routes_taxonomy
+from onramp.server.api import (
+    routes_data_sources,
+    routes_files,
+    routes_ops,
+    routes_profiles,
+    routes_receipts,
+    routes_taxonomy,
+)
 from onramp.server.api.models import ErrorBody
 
 PREFIX = "/api/v1"

@@ -8,6 +8,7 @@ another process (a CLI `ingest`) and then answers 503, so clients retry instead 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
 import duckdb
 from fastapi import Depends, HTTPException, Request, Security
@@ -79,7 +80,8 @@ def store(request: Request) -> Iterator[Store]:
 
 bearer = HTTPBearer(
     auto_error=False,
-    description="`Authorization: Bearer <token>`: the admin token (`onramp tokens admin`) or one from `onramp tokens create`.",
+    description="`Authorization: Bearer <token>`: the admin token (`onramp tokens admin`) "
+    "or one from `onramp tokens create`.",
 )
 
 
@@ -117,3 +119,9 @@ def admin(who: Principal = Depends(principal)) -> Principal:
     if not who.is_admin:
         raise ApiError(403, "this operation needs the admin token", "ask the platform operator (`onramp tokens admin`)")
     return who
+
+
+# Shorthands for route signatures.
+StoreSession = Annotated[Store, Depends(store)]
+ApiUser = Annotated[Principal, Depends(api_user)]
+AdminUser = Annotated[Principal, Depends(admin)]

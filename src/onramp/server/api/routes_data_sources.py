@@ -7,11 +7,20 @@ file that declares the data source sets them as the file says (taxonomy as code)
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
-from onramp.server.api.deps import ApiError, Store, api_user, not_found, settings_of, store
-from onramp.server.api.models import BadRequestBody, DataSource, ErrorBody, ErrorSampling, ErrorSamplingChange, NotFoundBody, NotifyList
+from onramp.server.api.deps import ApiError, ApiUser, Store, StoreSession, not_found, settings_of
+from onramp.server.api.models import (
+    BadRequestBody,
+    DataSource,
+    ErrorBody,
+    ErrorSampling,
+    ErrorSamplingChange,
+    NotFoundBody,
+    NotifyList,
+)
 from onramp.server.api.tenancy import may_manage_source
 from onramp.service.api_tokens import Principal
 from onramp.service.clock import system_clock
@@ -20,7 +29,7 @@ from onramp.taxonomy.rows import sampling_until
 
 router = APIRouter(tags=["data sources"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
-DpidPath = Path(ge=1, le=MAX_ID, description="Data source ID.")
+Dpid = Annotated[int, Path(ge=1, le=MAX_ID, description="Data source ID.")]
 _COLUMNS = "dpid, owner_pid, name, notify, error_sampling_until"
 
 
@@ -46,7 +55,7 @@ def _own_source(session: Store, who: Principal, dpid: int) -> tuple:
 
 
 @router.get("/data-sources", response_model=list[DataSource], summary="Data sources you manage")
-def list_sources(who: Principal = Depends(api_user), session: Store = Depends(store)) -> list[dict]:
+def list_sources(who: ApiUser, session: StoreSession) -> list[dict]:
     where, params = ("true", []) if who.is_admin else ("owner_pid = ?", [who.partner])
     rows = session.con.execute(f"SELECT {_COLUMNS} FROM data_sources WHERE {where} ORDER BY dpid", params).fetchall()
     now = system_clock()
@@ -55,14 +64,14 @@ def list_sources(who: Principal = Depends(api_user), session: Store = Depends(st
 
 @router.get("/data-sources/{dpid}/notify", response_model=NotifyList, summary="Notification list (§7.5)",
             responses={404: {"model": NotFoundBody}})
-def get_notify(dpid: int = DpidPath, who: Principal = Depends(api_user), session: Store = Depends(store)) -> dict:
+def get_notify(dpid: Dpid, who: ApiUser, session: StoreSession) -> dict:
     return {"notify": list(_own_source(session, who, dpid)[3])}
 
 
 @router.put("/data-sources/{dpid}/notify", response_model=NotifyList, summary="Replace the notification list (§7.5)",
             responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}, 409: {"model": ErrorBody}})
-def put_notify(change: NotifyList, dpid: int = DpidPath, who: Principal = Depends(api_user),
-               session: Store = Depends(store)) -> dict:
+def put_notify(change: NotifyList, dpid: Dpid, who: ApiUser,
+               session: StoreSession) -> dict:
     _own_source(session, who, dpid)
     notify = list(dict.fromkeys(change.notify))  # order kept, repeats dropped
     session.con.execute("UPDATE data_sources SET notify = ? WHERE dpid = ?", [notify, dpid])
@@ -71,15 +80,15 @@ def put_notify(change: NotifyList, dpid: int = DpidPath, who: Principal = Depend
 
 @router.get("/data-sources/{dpid}/error-sampling", response_model=ErrorSampling, summary="Error-sampling switch (§7.4)",
             responses={404: {"model": NotFoundBody}})
-def get_sampling(dpid: int = DpidPath, who: Principal = Depends(api_user), session: Store = Depends(store)) -> dict:
+def get_sampling(dpid: Dpid, who: ApiUser, session: StoreSession) -> dict:
     return _sampling(_own_source(session, who, dpid)[4], system_clock())
 
 
 @router.put("/data-sources/{dpid}/error-sampling", response_model=ErrorSampling,
             summary="Switch error sampling on (for reports.error_sampling_days) or off (§7.4)",
             responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}, 409: {"model": ErrorBody}})
-def put_sampling(change: ErrorSamplingChange, request: Request, dpid: int = DpidPath, who: Principal = Depends(api_user),
-                 session: Store = Depends(store)) -> dict:
+def put_sampling(change: ErrorSamplingChange, request: Request, dpid: Dpid, who: ApiUser,
+                 session: StoreSession) -> dict:
     current = _own_source(session, who, dpid)[4]
     now = system_clock()
     until = sampling_until(change.enabled, current, now, settings_of(request).reports.error_sampling_days)

@@ -6,15 +6,23 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from onramp.intake.containers import sha256_file
-from onramp.server.api.deps import ApiError, Store, admin, api_user, not_found, settings_of, store
-from onramp.server.api.models import BadRequestBody, Env, ErrorBody, FileRecord, NotFoundBody, ReprocessRequest, ReprocessResult
+from onramp.server.api.deps import AdminUser, ApiError, ApiUser, StoreSession, not_found, settings_of
+from onramp.server.api.models import (
+    BadRequestBody,
+    Env,
+    ErrorBody,
+    FileRecord,
+    NotFoundBody,
+    ReprocessRequest,
+    ReprocessResult,
+)
 from onramp.server.api.tenancy import receipt_scope
 from onramp.server.metrics import record_job
-from onramp.service.api_tokens import Principal
 from onramp.service.ingest import run_job
+from onramp.transports.layout import ARCHIVES, archive_key
 
 router = APIRouter(tags=["files"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
@@ -23,13 +31,13 @@ _COLUMNS = ("env", "name", "sha256", "uri", "size", "status", "reason", "job_id"
 
 @router.get("/files", response_model=list[FileRecord], summary="The file ledger, newest first")
 def list_files(
+    who: ApiUser,
+    session: StoreSession,
     env: Env | None = None,
     status: str | None = Query(None, description="applied | rejected"),
     name: str | None = Query(None, description="Exact file name."),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=10**9),
-    who: Principal = Depends(api_user),
-    session: Store = Depends(store),
 ) -> list[dict]:
     scope, params = receipt_scope(who)
     # A file is a partner's when its receipt is: admins also see files without a receipt.
@@ -54,14 +62,42 @@ def local_path(uri: str) -> Path | None:
     return Path(unquote(parsed.path))
 
 
+def candidates(path: Path) -> list[Path]:
+    """Where a processed local file may be now: where it was dropped, or, for a drop-zone
+    key ``<partner>/date=YYYY-MM-DD/<name>``, where the service archived it (§3.1)."""
+    found = [path]
+    if len(path.parts) > 3 and path.parent.name.startswith("date="):
+        root, key = path.parents[2], "/".join(path.parts[-3:])
+        found += [root / archive_key(outcome, key) for outcome in ARCHIVES]
+    return found
+
+
+def _locate(uri: str, sha256: str, name: str) -> Path:
+    path = local_path(uri)
+    if path is None:
+        raise ApiError(409, f"only local files can be reprocessed here, not {urlparse(uri).scheme}:// ones",
+                       "copy the file locally and run `onramp ingest --reprocess FILE`")
+    present = [p for p in candidates(path) if p.is_file()]
+    if not present:
+        raise ApiError(409, f"{name} is no longer at {uri} nor in processed/ or rejected/",
+                       "restore it there or run `onramp ingest --reprocess FILE`")
+    for p in present:
+        # Same name, other content: processing it would not be a *re*process.
+        if not sha256 or sha256_file(p) == sha256:
+            return p
+    raise ApiError(409, f"{name} has changed since it was processed", "drop it again as a new file version")
+
+
 @router.post(
     "/files/reprocess",
     response_model=ReprocessResult,
     summary="Process a file version again (admin)",
-    description="Runs a job now, as `onramp ingest --reprocess` would, for a file still at its ledger location.",
+    description="Runs a job now, as `onramp ingest --reprocess` would, for a local file still at its ledger "
+    "location or archived by the service under `processed/` or `rejected/`.",
     responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}, 409: {"model": ErrorBody}},
 )
-def reprocess(body: ReprocessRequest, request: Request, _: Principal = Depends(admin), session: Store = Depends(store)) -> dict:
+def reprocess(body: ReprocessRequest, request: Request, _: AdminUser,
+              session: StoreSession) -> dict:
     sql = """SELECT f.uri, f.sha256, r.partner FROM files f LEFT JOIN receipts r ON r.receipt_id = f.receipt_id
               WHERE f.env = ? AND f.name = ?"""
     params: list = [body.env, body.name]
@@ -72,15 +108,7 @@ def reprocess(body: ReprocessRequest, request: Request, _: Principal = Depends(a
     if row is None:
         raise not_found(f"file {body.name!r} in {body.env}", "see GET /api/v1/files for ledger names and versions")
     uri, sha256, partner = row
-    path = local_path(uri)
-    if path is None:
-        raise ApiError(409, f"only local files can be reprocessed here, not {urlparse(uri).scheme}:// ones",
-                       "copy the file locally and run `onramp ingest --reprocess FILE`")
-    if not path.is_file():
-        raise ApiError(409, f"{body.name} is no longer at {uri}", "restore it there or run `onramp ingest --reprocess FILE`")
-    if sha256 and sha256_file(path) != sha256:
-        # The name now holds other content: processing it would not be a *re*process.
-        raise ApiError(409, f"{body.name} has changed since it was processed", "drop it again as a new file version")
+    path = _locate(uri, sha256, body.name)
     started = time.monotonic()
     result = run_job(settings_of(request), [path], partner=partner, env=body.env, reprocess=True,
                      uris={path: uri}, con=session.con)

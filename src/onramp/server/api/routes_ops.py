@@ -29,5 +29,6 @@ def healthz() -> Health:
 def metrics(who: Principal = Depends(principal)) -> Response:
     # Volumes per environment are business data: admin or a metrics-only token.
     if who.role not in ("admin", "metrics"):
-        raise ApiError(403, "partner tokens may not read platform metrics", "use the admin token or `onramp tokens create --metrics`")
+        raise ApiError(403, "partner tokens may not read platform metrics",
+                       "use the admin token or `onramp tokens create --metrics`")
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 
 from onramp.errors import UsageError
-from onramp.server.api.deps import ApiError, Store, api_user, not_found, settings_of, store
+from onramp.server.api.deps import ApiError, ApiUser, StoreSession, not_found, settings_of
 from onramp.server.api.models import Env, ErrorBody, NotFoundBody, Profile
 from onramp.server.api.tenancy import may_read_profile, partner_profile
-from onramp.service.api_tokens import Principal
 from onramp.service.clock import system_clock
 from onramp.service.profiles import read_profile
 from onramp.taxonomy.models import MAX_ID
@@ -27,11 +28,11 @@ router = APIRouter(tags=["profiles"], responses={401: {"model": ErrorBody}, 403:
 )
 def get_profile(
     request: Request,
-    dpid: int = Path(ge=0, le=MAX_ID, description="0 for platform UUIDs, else the data source of the ID."),
-    user_id: str = Path(min_length=1, max_length=1024),
+    dpid: Annotated[int, Path(ge=0, le=MAX_ID, description="0 for platform UUIDs, else the data source of the ID.")],
+    user_id: Annotated[str, Path(min_length=1, max_length=1024)],
+    who: ApiUser,
+    session: StoreSession,
     env: Env = "prod",
-    who: Principal = Depends(api_user),
-    session: Store = Depends(store),
 ) -> dict:
     con = session.con
     owner = con.execute("SELECT owner_pid FROM data_sources WHERE dpid = ?", [dpid]).fetchone()

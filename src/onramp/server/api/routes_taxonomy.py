@@ -6,13 +6,12 @@ import json
 from typing import Literal
 
 import yaml
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from onramp.errors import TaxonomyError
-from onramp.server.api.deps import ApiError, Store, admin, settings_of, store
+from onramp.server.api.deps import AdminUser, ApiError, Store, StoreSession, settings_of
 from onramp.server.api.models import ErrorBody, TaxonomyApplied, TaxonomyErrorBody
-from onramp.service.api_tokens import Principal
 from onramp.service.clock import system_clock
 from onramp.taxonomy.apply import apply_taxonomy
 from onramp.taxonomy.export import export_taxonomy
@@ -22,6 +21,7 @@ router = APIRouter(tags=["taxonomy"], responses={401: {"model": ErrorBody}, 403:
 
 YAML = "application/yaml"
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a large account's taxonomy is a few MB
+
 
 class TaxonomyInvalid(ApiError):
     def __init__(self, message: str, problems: list[dict]):
@@ -41,9 +41,9 @@ _BODY = {"required": True, "content": {YAML: {"schema": _DOCUMENT}, "application
     responses={200: {"content": {YAML: {"schema": _DOCUMENT}, "application/json": {"schema": _DOCUMENT}}}},
 )
 def export(
+    _: AdminUser,
+    session: StoreSession,
     format: Literal["yaml", "json"] = Query("yaml", description="yaml (§11.2 file) or json (the same document)."),
-    _: Principal = Depends(admin),
-    session: Store = Depends(store),
 ) -> Response:
     text = export_taxonomy(session.con, now=system_clock())
     document = yaml.safe_load(text)
@@ -59,9 +59,10 @@ def export(
     summary="Apply a taxonomy file (admin; idempotent, all or nothing)",
     response_model=TaxonomyApplied,
     openapi_extra={"requestBody": _BODY},
-    responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": TaxonomyErrorBody}},
+    responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}, 413: {"model": ErrorBody},
+               422: {"model": TaxonomyErrorBody}},
 )
-async def apply(request: Request, _: Principal = Depends(admin), session: Store = Depends(store)) -> TaxonomyApplied:
+async def apply(request: Request, _: AdminUser, session: StoreSession) -> TaxonomyApplied:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "taxonomy file too large", f"send at most {MAX_BODY_BYTES // 2**20} MiB")

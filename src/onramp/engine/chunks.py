@@ -1,0 +1,95 @@
+"""Cutting a big logical file into chunks that fit in memory (DESIGN §5: stream, spill).
+
+Every rule of SPEC §3.6–§3.8 that spans lines is per profile: the 200-lines cap counts
+lines per user ID, `.sync` applies operations per (profile, trait) in line order and
+`.overwrite` replaces per profile. So lines are dealt into chunks by a hash of the
+profile they will land on — the user ID itself, or for device-level files the device
+the ID resolves to — and each chunk runs the whole plan on its own, with the same
+result as one pass over the file. Only the ODC rule "every row has the type of the
+file's first valid row" looks across profiles; that type is found before chunking.
+
+Input: temp table ``raw_all(file_idx, line_no, line, too_long)``. Each chunk is exposed
+as the view ``raw_lines`` that the plan reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+
+from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, first_odc_ns, split_lines
+from onramp.engine.resolve import resolve_ids
+
+# Rows looked at to find an ODC file's first valid row before falling back to all rows.
+_ODC_PROBE_ROWS = 100_000
+
+
+def uid_sql(plan: DataPlan) -> str:
+    field = 2 if plan.odc else 1
+    return f"split_part(try(decode(line)), chr(9), {field})"
+
+
+def chunk_count(con: duckdb.DuckDBPyConnection, chunk_lines: int) -> int:
+    n = con.execute("SELECT count(*) FROM raw_all").fetchone()[0]
+    return max(1, -(-n // max(1, chunk_lines)))
+
+
+def prepare(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> DataPlan:
+    """Decide each line's chunk (temp table ``line_chunk``) and fix cross-chunk facts in ``plan``."""
+    uid = uid_sql(plan)
+    if plan.odc and plan.odc_ns is None:
+        plan = _with_odc_ns(con, plan)
+    if plan.id_kind == ID_DEVICE_LEVEL and not plan.odc:
+        # Lines of different IDs that resolve to one device must share a chunk (D-34 order).
+        con.execute(f"CREATE OR REPLACE TEMP TABLE chunk_ids AS SELECT DISTINCT {uid} AS uid FROM raw_all")
+        resolve_ids(con, source="chunk_ids", dpid=plan.file_dpid, env=plan.env, now=plan.now,
+                    link_ttl_days=plan.link_ttl_days, max_hops=plan.max_hops)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE uid_chunk AS
+            SELECT c.uid, hash(coalesce(r.ns::VARCHAR || ':' || r.pid, c.uid)) % {chunks} AS chunk
+              FROM chunk_ids c LEFT JOIN (SELECT uid, any_value(ns) AS ns, any_value(pid) AS pid FROM resolved GROUP BY uid) r
+                ON r.uid = c.uid"""
+        )
+    return plan
+
+
+def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> Iterator[int]:
+    """Point the view ``raw_lines`` at each chunk in turn; yields the chunk number."""
+    uid = uid_sql(plan)
+    by_device = plan.id_kind == ID_DEVICE_LEVEL and not plan.odc
+    con.execute("DROP TABLE IF EXISTS raw_lines")  # left by an ID-sync file earlier in the job
+    try:
+        for k in range(chunks):
+            if chunks == 1:
+                body = "SELECT file_idx, line_no, line, too_long FROM raw_all"
+            elif by_device:
+                body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long FROM raw_all r
+                            JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid.replace('line', 'r.line')}
+                           WHERE u.chunk = {k}"""
+            else:
+                body = f"SELECT file_idx, line_no, line, too_long FROM raw_all WHERE coalesce(hash({uid}), 0) % {chunks} = {k}"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS {body}")
+            yield k
+    finally:
+        try:
+            con.execute("DROP VIEW IF EXISTS raw_lines")
+        except duckdb.Error:
+            pass  # the transaction failed; the caller rolls back and reports the first error
+
+
+def _with_odc_ns(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> DataPlan:
+    from dataclasses import replace
+
+    con.execute("DROP TABLE IF EXISTS raw_lines")
+    for limit in (f"LIMIT {_ODC_PROBE_ROWS}", ""):
+        con.execute(
+            f"""CREATE OR REPLACE TEMP VIEW raw_lines AS
+                SELECT file_idx, line_no, line, too_long FROM raw_all ORDER BY file_idx, line_no {limit}"""
+        )
+        split_lines(con, plan)
+        ns = first_odc_ns(con)
+        if ns != -1 or not limit:
+            con.execute("DROP VIEW raw_lines")
+            return replace(plan, odc_ns=ns)
+    raise AssertionError("unreachable")
