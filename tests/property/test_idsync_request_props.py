@@ -137,3 +137,19 @@ def test_plain_id_shortcut_agrees_with_the_full_rules(dpuuid):
         assert rejected
     else:
         assert not rejected
+
+
+@given(st.from_regex(rb"[0-9]{1,11}", fullmatch=True) | st.binary(max_size=4),
+       st.binary(max_size=20) | st.sampled_from([b"a%2Fb", b"%", b"%C3%A9", b"x%3a", b""]))
+def test_common_form_shortcut_agrees_with_the_general_parser(dpid, dpuuid):
+    from onramp.formats import idsync_request
+
+    raw = b"/ibs:dpid=" + dpid + b"&dpuuid=" + dpuuid
+
+    def outcome(parse):
+        try:
+            return parse(raw, b"")
+        except InvalidSyncRequest as exc:
+            return (exc.where, exc.message)
+
+    assert outcome(idsync_request.parse_sync_request) == outcome(idsync_request._parse_general)

@@ -164,7 +164,7 @@ class IdSync:
         attrs = f"; Max-Age={ident.cookie_max_age_days * 86400}; Path=/; Secure; SameSite=None"
         if h.cookie_domain:
             attrs += f"; Domain={h.cookie_domain}"
-        self.cookie_attrs = attrs
+        self.cookie_attrs = attrs.encode()
 
     # -- lifecycle --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -234,7 +234,7 @@ class IdSync:
                 log.exception("ID-sync log write failed")
                 return _text(503, "the sync could not be stored; try again", extra=[(b"retry-after", b"1")])
             if uuid != cookie:
-                headers.append((b"set-cookie", f"{self.settings.identity.cookie_name}={uuid}{self.cookie_attrs}".encode()))
+                headers.append((b"set-cookie", b"%s=%s%s" % (self.cookie_name, uuid.encode(), self.cookie_attrs)))
         if req.redir is not None:
             headers += [(b"location", redirect_location(req.redir, uuid).encode()), (b"content-length", b"0")]
             return 302, headers, b""
