@@ -313,10 +313,7 @@ class Watcher:
             log.exception("%s: job for %s/%s failed", lf.env, lf.partner, lf.base)
             self._failed(lf, str(exc))
             return
-        metrics.JOB_SECONDS.labels(lf.env).observe(time.monotonic() - started)
-        for r in result.receipts:
-            for f in r.files:
-                metrics.FILES.labels(lf.env, f.status).inc()
+        metrics.record_job(lf.env, result.receipts, time.monotonic() - started)
         self.jobs_run += 1
         self._failures.pop(lf.key, None)
         self._mail_due = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from importlib import resources
@@ -54,7 +55,10 @@ def _open_waiting(path: str, read_only: bool, config: dict, wait: float) -> duck
         try:
             return duckdb.connect(path, read_only=read_only, config=config)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+            # "lock": another process has the file; "file handle conflict": another thread of
+            # this process is opening or closing it at this instant.
+            message = str(exc).lower()
+            if ("lock" not in message and "file handle conflict" not in message) or time.monotonic() >= deadline:
                 raise
             if not told and time.monotonic() + 2 < deadline:
                 print("onramp: waiting for the store (another Onramp process is using it)…", file=sys.stderr)
@@ -65,6 +69,13 @@ def _open_waiting(path: str, read_only: bool, config: dict, wait: float) -> duck
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     ddl = resources.files("onramp.store").joinpath("schema.sql").read_text()
+    digest = hashlib.sha256(ddl.encode()).hexdigest()
+    # Opening is frequent in the service (ADR 0001): skip the DDL when this schema is in place.
+    try:
+        if con.execute("SELECT value FROM onramp_meta WHERE key = 'schema_sha256'").fetchone() == (digest,):
+            return
+    except duckdb.CatalogException:
+        pass
     con.execute(ddl)
     # The eight global device data sources exist without being declared (§1.5, §11.2).
     for f in GLOBAL_DEVICE_SOURCES.values():
@@ -74,3 +85,6 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
                WHERE NOT EXISTS (SELECT 1 FROM data_sources WHERE dpid = ?)""",
             [f.dpid, f.name, f.integration_code, f.dpid],
         )
+    # Last, so a crash half-way through migrating re-runs it on the next open.
+    con.execute("CREATE TABLE IF NOT EXISTS onramp_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT OR REPLACE INTO onramp_meta VALUES ('schema_sha256', ?)", [digest])

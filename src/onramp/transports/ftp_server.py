@@ -21,6 +21,7 @@ from typing import Any
 
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
 from onramp.errors import UsageError
@@ -81,7 +82,9 @@ def start_ftp_server(
     placer = upload_placer(root, clock, forward, "ftp")
     handler = _handler_class(ftp, authorizer, placer, homes)
     try:
-        server = FTPServer((ftp.host, ftp.port if port is None else port), handler)
+        # Its own IOLoop: pyftpdlib's default loop is process-global, and prod and beta
+        # servers in one process must not share one.
+        server = FTPServer((ftp.host, ftp.port if port is None else port), handler, ioloop=IOLoop())
     except BaseException:
         placer.close()
         raise
