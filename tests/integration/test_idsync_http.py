@@ -142,7 +142,7 @@ def test_first_call_sets_the_cookie_and_later_calls_reuse_it(server, client):
     first = get(client, "/ibs:dpid=21&dpuuid=first-call")
     assert first.status_code == 200
     assert (first.headers["content-type"], first.content[:6], len(first.content)) == ("image/gif", b"GIF89a", 42)
-    assert "no-store" in first.headers["cache-control"]
+    assert first.headers.get_list("cache-control") == ["no-store, max-age=0"], "browsers must not cache the pixel"
     uuid = set_cookie_uuid(first)
     again = get(client, "/ibs:dpid=21&dpuuid=second-call", cookie=uuid)
     assert again.status_code == 200 and "set-cookie" not in again.headers

@@ -224,11 +224,15 @@ def keys_export(ctx: typer.Context) -> None:
 
 
 @app.command()
-def demo(ctx: typer.Context) -> None:
-    """Run the whole inbound flow on generated partner files and show the results."""
+def demo(
+    ctx: typer.Context,
+    keep_running: Annotated[bool, typer.Option("--keep-running", help="Keep serving after the demo until Ctrl-C.")] = False,
+) -> None:
+    """Start the service, deliver generated partner files over FTP and the drop zone, sync
+    IDs over HTTP, and show the receipts, reject files and profiles."""
     from onramp.service.demo import run_demo
 
-    run_demo(_settings(ctx))
+    run_demo(_settings(ctx), keep_running=keep_running)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ the ID resolves to — and each chunk runs the whole plan on its own, with the s
 result as one pass over the file. Only the ODC rule "every row has the type of the
 file's first valid row" looks across profiles; that type is found before chunking.
 
-Input: temp table ``raw_all(file_idx, line_no, line, too_long)``. Each chunk is exposed
+Input: temp table ``raw_all(file_idx, line_no, line, too_long, uid_hash)``. Each chunk is exposed
 as the view ``raw_lines`` that the plan reads.
 """
 
@@ -26,8 +26,16 @@ _ODC_PROBE_ROWS = 100_000
 
 
 def uid_sql(plan: DataPlan) -> str:
-    field = 2 if plan.odc else 1
-    return f"split_part(try(decode(line)), chr(9), {field})"
+    return _uid_sql(plan.odc)
+
+
+def _uid_sql(odc: bool) -> str:
+    return f"split_part(try(decode(line)), chr(9), {2 if odc else 1})"
+
+
+def uid_hash_sql(odc: bool) -> str:
+    """Column ``uid_hash`` of ``raw_all``, computed while loading: which chunk a line goes to."""
+    return f"coalesce(hash({_uid_sql(odc)}), 0)"
 
 
 def chunk_count(con: duckdb.DuckDBPyConnection, chunk_lines: int) -> int:
@@ -68,7 +76,7 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> 
                             JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid.replace('line', 'r.line')}
                            WHERE u.chunk = {k}"""
             else:
-                body = f"SELECT file_idx, line_no, line, too_long FROM raw_all WHERE coalesce(hash({uid}), 0) % {chunks} = {k}"
+                body = f"SELECT file_idx, line_no, line, too_long FROM raw_all WHERE uid_hash % {chunks} = {k}"
             con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS {body}")
             yield k
     finally:

@@ -189,10 +189,16 @@ class _Job:
             c.hint = "this exact file was rejected before; fix it and send a new version, or run again with --reprocess"
 
     # -- loading ---------------------------------------------------------------------------
-    def _load_parts(self, parts: list[Candidate], table: str = "raw_lines") -> dict[int, Candidate]:
-        """Stream every live part into ``table``; parts failing container checks are rejected."""
+    def _load_parts(self, parts: list[Candidate], table: str = "raw_lines", key_sql: str | None = None) -> dict[int, Candidate]:
+        """Stream every live part into ``table``; parts failing container checks are rejected.
+
+        ``key_sql`` (an expression over ``line``) is stored as column ``uid_hash``, computed
+        once here rather than on every pass over the lines (engine/chunks.py).
+        """
         con = self.con
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN)")
+        extra = ", uid_hash UBIGINT" if key_sql else ""
+        self._key_sql = f", {key_sql}" if key_sql else ""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN{extra})")
         live: dict[int, Candidate] = {}
         for idx, c in enumerate(parts):
             if c.rejected or c.duplicate:
@@ -212,7 +218,7 @@ class _Job:
             for batch in iter_line_batches(stream, max_line_bytes=self.s.inbound.max_line_bytes):
                 self.con.register("_batch", batch)
                 try:
-                    self.con.execute(f"INSERT INTO {table} SELECT {idx}, line_no, line, too_long FROM _batch")
+                    self.con.execute(f"INSERT INTO {table} SELECT {idx}, line_no, line, too_long{self._key_sql} FROM _batch")
                 finally:
                     self.con.unregister("_batch")
                 lines += batch.num_rows
@@ -240,7 +246,8 @@ class _Job:
     # -- data files --------------------------------------------------------------------------
     def _process_data(self, parts: list[Candidate], receipt: Receipt) -> None:
         self._list_files(parts, receipt)
-        live = self._load_parts(parts, "raw_all")
+        odc = bool(getattr(parts[0].name, "odc", False))  # no name: rejected, nothing is loaded
+        live = self._load_parts(parts, "raw_all", key_sql=chunks.uid_hash_sql(odc))
         if not live:
             return self._finish_listing(parts, receipt)
         name: DataFileName = parts[0].name  # type: ignore[assignment]
