@@ -69,7 +69,33 @@ def test_group_commit_batches_concurrent_appends(tmp_path):
     assert 1 <= log.batches < n / 10, "concurrent syncs share fsyncs"
     out = LoggedSyncs()
     data = synclog.segment_path(synclog.log_dir(tmp_path), 1).read_bytes()
-    assert decode_records(data, out) == len(data) and sorted(out.dpuuid) == sorted(f"u{i}" for i in range(n))
+    used = decode_records(data, out)
+    assert sorted(out.dpuuid) == sorted(f"u{i}" for i in range(n))
+    assert len(data) == synclog.SEGMENT_BYTES and data[used:] == bytes(len(data) - used), "written into a zero-filled segment"
+
+
+def test_segments_rotate_when_full_while_syncs_keep_coming(tmp_path):
+    async def go() -> SyncLog:
+        log = SyncLog(tmp_path, commit_ms=0, segment_bytes=2000)
+        log.open()
+
+        async def browser(k: int) -> None:  # appends while the fsync thread rotates
+            for i in range(30):
+                await log.append(encode_record(T0, "prod", 21, U1, f"r{k}-{i}"))
+
+        await asyncio.gather(*(browser(k) for k in range(8)))
+        await log.aclose()
+        return log
+
+    log = asyncio.run(go())
+    directory = synclog.log_dir(tmp_path)
+    seqs = synclog.segments(directory)
+    assert len(seqs) >= 8 and seqs[-1] == log.segment
+    out = LoggedSyncs()
+    for seq in seqs:
+        decode_records(synclog.segment_path(directory, seq).read_bytes(), out)
+    for k in range(8):  # nothing lost, each browser's syncs in order
+        assert [u for u in out.dpuuid if u.startswith(f"r{k}-")] == [f"r{k}-{i}" for i in range(30)]
 
 
 def test_one_writer_per_data_directory(tmp_path):
@@ -89,7 +115,9 @@ def test_one_writer_per_data_directory(tmp_path):
 def test_load_is_exactly_once_across_restarts_torn_tails_and_rollbacks(tmp_path, store):
     write_log(tmp_path, [encode_record(T0, "prod", 21, U1, "a"), encode_record(T0 + 5, "prod", 21, U1, "b")])
     seg1 = synclog.segment_path(synclog.log_dir(tmp_path), 1)
-    with seg1.open("ab") as f:  # a crash in the middle of a write
+    end = decode_records(seg1.read_bytes(), LoggedSyncs())
+    with seg1.open("r+b") as f:  # a crash in the middle of a write
+        f.seek(end)
         f.write(encode_record(T0, "prod", 21, U1, "torn")[:20])
     write_log(tmp_path, [encode_record(T0 + 9, "prod", 22, U2, "c"), encode_record(T0 + 7, "prod", 21, U1, "a")])
 
