@@ -54,6 +54,11 @@ def default_ports_taken() -> Iterator[None]:
             s.close()
 
 
+def service_log(data_dir: Path) -> str:
+    log = data_dir / "logs" / "demo-service.log"
+    return f"\n--- {log}:\n" + (log.read_text() if log.exists() else "(none)")
+
+
 def archived(zone: Path) -> dict[str, list[Path]]:
     return {outcome: sorted(p for p in (zone / outcome).rglob("*") if p.is_file()) for outcome in ("processed", "rejected")}
 
@@ -107,7 +112,7 @@ def test_demo_delivers_files_through_the_service_and_can_run_again(tmp_path: Pat
     started = time.monotonic()
     with default_ports_taken():
         first = onramp("demo")
-    assert first.code == 0, first.stdout + first.stderr
+    assert first.code == 0, first.stdout + first.stderr + service_log(onramp.data_dir)
     assert time.monotonic() - started < 60, "the demo should finish well under a minute"
     out = first.stdout
     assert "(new)" in out
@@ -128,7 +133,7 @@ def test_demo_delivers_files_through_the_service_and_can_run_again(tmp_path: Pat
     assert {link["dpid"] for link in profile["links"]} == {21, 22}
 
     second = onramp("demo")
-    assert second.code == 0, second.stdout + second.stderr
+    assert second.code == 0, second.stdout + second.stderr + service_log(onramp.data_dir)
     assert "reusing it" in second.stdout
     check_run(onramp.data_dir, second.stdout, runs=2, before=first_uploads)
 
@@ -143,8 +148,8 @@ def test_demo_keep_running_serves_until_ctrl_c(tmp_path: Path) -> None:
         try:
             deadline = time.monotonic() + 120
             while "Press Ctrl-C to stop." not in out_path.read_text():
-                assert proc.poll() is None, out_path.read_text() + err_path.read_text()
-                assert time.monotonic() < deadline, out_path.read_text() + err_path.read_text()
+                assert proc.poll() is None, out_path.read_text() + err_path.read_text() + service_log(data_dir)
+                assert time.monotonic() < deadline, out_path.read_text() + err_path.read_text() + service_log(data_dir)
                 time.sleep(0.2)
             text = out_path.read_text()
             url = re.search(r"HTTP: +(http://127\.0\.0\.1:\d+)", text).group(1)

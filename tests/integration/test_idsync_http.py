@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from onramp.server import synclog
@@ -81,9 +82,13 @@ class Server:
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server; its loader process must end with it, even after SIGKILL."""
         if self.proc is not None and self.proc.poll() is None:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
+            _, alive = psutil.wait_procs(children, timeout=15)
+            assert not alive, f"left running after the server stopped: {alive}"
         self.proc = None
 
 
@@ -281,15 +286,13 @@ def test_http_synced_id_resolves_an_inbound_file(tmp_path):
 def test_every_answered_sync_survives_kill_9(tmp_path):
     """Issue #3: a link is durable once the response is sent (group-committed writes)."""
     data_dir = make_data_dir(tmp_path / "data")
-    srv = Server(data_dir, load_seconds=3600).start()
+    srv = Server(data_dir, load_seconds=0.5).start()  # the loader process runs meanwhile, and must die too
     n = 4000
     try:
         answers = asyncio.run(run_closed_loop("127.0.0.1", srv.port, [f"/ibs:dpid=21&dpuuid=durable-{i}" for i in range(n)],
                                               connections=64))
-        srv.proc.send_signal(signal.SIGKILL)  # right after the last response
-        srv.proc.wait(timeout=10)
     finally:
-        srv.stop(signal.SIGKILL)
+        srv.stop(signal.SIGKILL)  # right after the last response
     assert [a.status for a in answers] == [200] * n
     answered = set()
     for i, a in enumerate(answers):

@@ -79,8 +79,9 @@ def test_segments_rotate_when_full_while_syncs_keep_coming(tmp_path):
         log = SyncLog(tmp_path, commit_ms=0, segment_bytes=2000)
         log.open()
 
-        async def browser(k: int) -> None:  # appends while the fsync thread rotates
+        async def browser(k: int) -> None:  # staggered, so appends arrive while the fsync thread rotates
             for i in range(30):
+                await asyncio.sleep(0.0003 * k)
                 await log.append(encode_record(T0, "prod", 21, U1, f"r{k}-{i}"))
 
         await asyncio.gather(*(browser(k) for k in range(8)))

@@ -11,8 +11,9 @@ path of the platform (DESIGN §5: ≥ 5,000 requests/s on one worker). Per call:
 5. 302 to ``redir`` with ``${DD_UUID}`` substituted, or the 1×1 GIF.
 
 The pixel never raises to the browser: unexpected errors become a plain 500/503.
-The store is never held open: a background task loads the log into ``links`` and
-refreshes the known data sources every ``http.idsync_load_seconds`` (ADR 0001).
+The store is never held open: every ``http.idsync_load_seconds`` the loader process
+(``server.loader_process``) moves the log into ``links`` and the known data sources are
+re-read (ADR 0001).
 """
 
 from __future__ import annotations
@@ -21,13 +22,10 @@ import asyncio
 import base64
 import contextlib
 import logging
-import multiprocessing
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import timezone
 from functools import partial
 from pathlib import Path
@@ -44,6 +42,7 @@ from onramp.formats.idsync_request import (
 )
 from onramp.formats.ids import check_platform_uuid
 from onramp.server import synclog
+from onramp.server.loader_process import LoaderProcess
 from onramp.server.metrics import IDSYNC_REQUESTS
 from onramp.service.clock import Clock, system_clock
 from onramp.settings import Settings
@@ -162,7 +161,7 @@ class IdSync:
         self.policy = policy_from(settings, frozenset())
         self._now_ms = _ms_clock(clock)
         self.log = synclog.SyncLog(Path(settings.data_dir), commit_ms=settings.http.idsync_commit_ms)
-        self._pool: ProcessPoolExecutor | None = None
+        self.loader = LoaderProcess(settings)
         h, ident = settings.http, settings.identity
         self.cookie_name = ident.cookie_name.encode()
         attrs = f"; Max-Age={ident.cookie_max_age_days * 86400}; Path=/; Secure; SameSite=None"
@@ -187,22 +186,17 @@ class IdSync:
             await self.refresh(wait=False)
         finally:
             self.log.close()
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
+            await self.loader.stop()
 
     async def refresh(self, *, wait: bool, in_child: bool = False) -> None:
-        """One store cycle; ``in_child`` runs it in the loader process (see ``_loader_pool``)."""
+        """One store cycle, here or (``in_child``) in the loader process."""
         loop = asyncio.get_running_loop()
         lock = self.store_lock
         if lock is not None and not (await loop.run_in_executor(None, lock.acquire) if wait else lock.acquire(False)):
             return
         try:
             if in_child:
-                # One engine thread there: a load is small, and the event loop needs the other core.
-                # (Only in the child: DuckDB refuses a second configuration within one process.)
-                engine = self.settings.engine.model_copy(update={"threads": 1})
-                cycle = partial(store_cycle, self.settings.model_copy(update={"engine": engine}), wait=wait)
-                result = await loop.run_in_executor(self._loader_pool(), cycle)
+                result = await self.loader.load()
             else:
                 result = await loop.run_in_executor(None, partial(store_cycle, self.settings, wait=wait))
         finally:
@@ -214,26 +208,11 @@ class IdSync:
             if loaded:
                 log.debug("loaded %d ID syncs into the store", loaded)
 
-    def _loader_pool(self) -> ProcessPoolExecutor:
-        """The periodic loads run in a child process, at low priority, on one DuckDB thread.
-
-        In a thread of this process, decoding a batch holds the GIL for tens of milliseconds
-        and the event loop then waits for it at every system call: the pixel's p99 latency
-        rose from a few ms to ~70 ms at 2,000 req/s (bench/run_idsync.py).
-        """
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=os.nice, initargs=(10,))
-        return self._pool
-
     async def _load_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.http.idsync_load_seconds)
             try:
                 await self.refresh(wait=False, in_child=True)
-            except BrokenProcessPool:
-                log.warning("the ID-sync loader process died; starting a new one next cycle")
-                self._pool = None
             except Exception:  # keep serving; the log keeps every sync until a load succeeds
                 log.exception("loading ID syncs into the store failed; retrying next cycle")
 

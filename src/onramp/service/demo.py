@@ -139,7 +139,8 @@ def write_demo_files(folder: Path, *, seed: int = 7, ts: int | None = None) -> l
 # -- the service -----------------------------------------------------------------------------
 def demo_settings(settings: Settings, ftp_password: str) -> Settings:
     """Embedded defaults for the demo: the local drop zone, continuous processing with a
-    short settle window, FTP with an account for Acme, and free ports unless configured."""
+    short settle window, plain FTP with an account for Acme (a configured one wins), and
+    free ports unless ports are configured."""
     http = settings.http
     ftp = settings.ftp
     accounts = {FTP_PARTNER: SecretStr(ftp_password), **ftp.accounts}
@@ -147,7 +148,7 @@ def demo_settings(settings: Settings, ftp_password: str) -> Settings:
         "dropzone": settings.dropzone.model_copy(update={"kind": "local"}),
         "inbound": settings.inbound.model_copy(update={"schedule": "continuous", "settle_seconds": DEMO_SETTLE_SECONDS}),
         "http": http if "port" in http.model_fields_set else http.model_copy(update={"port": 0}),
-        "ftp": ftp.model_copy(update={"enabled": True, "accounts": accounts,
+        "ftp": ftp.model_copy(update={"enabled": True, "accounts": accounts, "certfile": None,  # plain FTP on loopback
                                       **({} if "port" in ftp.model_fields_set else {"port": 0})}),
     })
 
@@ -411,7 +412,7 @@ def _print_receipts(settings: Settings, delivered: list[Delivered]) -> Delivered
     from onramp.service.watcher import open_store
 
     table = Table(title="Receipts written back next to the uploads (<file>.receipt.json)")
-    for col, justify in (("file", "left"), ("from", "left"), ("receipt", "left"), ("lines", "right"), ("stored", "right"),
+    for col, justify in (("file", "left"), ("from", "left"), ("kind", "left"), ("lines", "right"), ("stored", "right"),
                          ("result", "left")):
         table.add_column(col, overflow="fold", justify=justify)  # type: ignore[arg-type]
     errors: list[tuple[int, str, Delivered]] = []
