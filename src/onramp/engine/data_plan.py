@@ -187,21 +187,22 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
             -- Unquoted items are split once on '=' (string functions that index characters,
             -- like split_part and substr, cost 5-10x more on the hot path).
             SELECT file_idx, line_no, pos, it, list_ok,
-                   CASE WHEN NOT contains(it, '"') THEN string_split(it, '=') END AS eq
+                   CASE WHEN NOT contains(it, '"') THEN string_split(it, '=') END AS eq,
+                   -- quoted items: one regex pass for all four groups
+                   CASE WHEN contains(it, '"') AND regexp_full_match(it, {kvq})
+                        THEN regexp_extract(it, {kvq}, ['qk', 'uk', 'qv', 'uv']) END AS q
               FROM u WHERE it <> ''
         ), kv AS (
             SELECT file_idx, line_no, pos, list_ok,
-              CASE WHEN eq IS NULL THEN CASE WHEN regexp_full_match(it, {kvq}) THEN 'kvq' ELSE 'bad' END
+              CASE WHEN eq IS NULL THEN CASE WHEN q IS NOT NULL THEN 'kvq' ELSE 'bad' END
                    WHEN len(eq) = 2 THEN 'kv'
                    WHEN len(eq) > 2 THEN 'bad'
                    WHEN regexp_full_match(it, '[0-9]+') THEN 'bare'
                    WHEN regexp_full_match(it, '[0-9]+:(?:0|-1)') THEN 'colon'
                    ELSE 'bad' END AS form,
-              CASE WHEN eq IS NULL THEN CASE WHEN starts_with(it, '"') THEN regexp_extract(it, {kvq}, 1)
-                                             ELSE regexp_extract(it, {kvq}, 2) END
+              CASE WHEN eq IS NULL THEN CASE WHEN starts_with(it, '"') THEN q.qk ELSE q.uk END
                    WHEN len(eq) = 2 THEN {_trim("eq[1]")} END AS k_raw,
-              CASE WHEN eq IS NULL THEN CASE WHEN ends_with(it, '"') THEN regexp_extract(it, {kvq}, 3)
-                                             ELSE regexp_extract(it, {kvq}, 4) END
+              CASE WHEN eq IS NULL THEN CASE WHEN ends_with(it, '"') THEN q.qv ELSE q.uv END
                    WHEN len(eq) = 2 THEN {_trim("eq[2]")}
                    WHEN contains(it, ':') THEN split_part(it, ':', 1)
                    ELSE it END AS v
