@@ -175,6 +175,7 @@ class IdSync:
         self.log.open()
         try:
             await self.refresh(wait=True)  # leftovers of the previous run go to the store first
+            await self.loader.start()
             loader = asyncio.create_task(self._load_forever())
             try:
                 yield

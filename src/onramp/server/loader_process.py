@@ -6,7 +6,8 @@ waits for it at every system call — the pixel's p99 latency rose from a few ms
 ~70 ms at 2,000 req/s (bench/run_idsync.py). Here it runs at low priority, with one
 DuckDB thread, and the server's event loop keeps a core to itself.
 
-Protocol (one JSON object per line): the server writes ``load``; the process answers
+Protocol (one JSON object per line): the process says ``{"ready": true}`` once started;
+then the server writes ``load`` and the process answers
 ``{"loaded": n, "dpids": [...]}``, ``{"busy": true}`` when the store is held elsewhere, or
 ``{"error": "..."}``. End of input ends the process, so it dies with its server.
 """
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(data_dir=args.data_dir, engine=engine)
     from onramp.server.idsync import store_cycle
 
+    print(json.dumps({"ready": True}), flush=True)  # imports done: loads start at once
     for line in sys.stdin:
         if line.strip() != "load":
             continue
@@ -53,27 +55,39 @@ class LoaderProcess:
         self.settings = settings
         self.proc: asyncio.subprocess.Process | None = None
 
+    async def start(self) -> None:
+        """Start the process and wait until it is ready. The server does this before it
+        serves: the process's imports take a CPU-second that would otherwise show up as a
+        latency spike of the pixel at the first load."""
+        if self.proc is not None and self.proc.returncode is None:
+            return
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "onramp.server.loader_process", "--data-dir", str(self.settings.data_dir),
+            "--engine", self.settings.engine.model_dump_json(),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        await self._answer()
+
     async def load(self) -> tuple[int, frozenset[int]] | None:
         """One store cycle in the loader process; None when the store was busy."""
-        if self.proc is None or self.proc.returncode is not None:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "onramp.server.loader_process", "--data-dir", str(self.settings.data_dir),
-                "--engine", self.settings.engine.model_dump_json(),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        await self.start()
+        assert self.proc is not None and self.proc.stdin is not None
         self.proc.stdin.write(b"load\n")
         await self.proc.stdin.drain()
-        line = await self.proc.stdout.readline()
-        if not line:
-            await self.proc.wait()
-            raise RuntimeError(f"the ID-sync loader process exited with {self.proc.returncode}")
-        answer = json.loads(line)
+        answer = await self._answer()
         if "error" in answer:
             raise RuntimeError(answer["error"])
         if answer.get("busy"):
             return None
         return int(answer["loaded"]), frozenset(answer["dpids"])
+
+    async def _answer(self) -> dict:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if not line:
+            await self.proc.wait()
+            raise RuntimeError(f"the ID-sync loader process exited with {self.proc.returncode}")
+        return json.loads(line)
 
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
