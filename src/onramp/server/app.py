@@ -25,8 +25,8 @@ BASELINE_PATH = "/_bare"
 class OnrampApp(FastAPI):
     """FastAPI with the pixel dispatched before the middleware stack and the router.
 
-    The pixel is the hottest path (DESIGN §5); FastAPI's exception, exit-stack and routing
-    layers cost about as much per call as the pixel's own work, and it needs none of them:
+    The pixel is the hottest path (DESIGN §5); FastAPI's middleware and routing layers cost
+    about as much per call as the pixel's own work (ADR 0002), and it needs none of them:
     it catches its own errors and parses its own raw path (``server.idsync``).
     """
 

@@ -204,7 +204,7 @@ class SyncLog:
     def _new_segment(self) -> None:
         """Switch to the next segment: the one prepared in the background, or a fresh one.
 
-        Runs on the fsync thread (in ``open``, before any append): ``_fd`` is that thread's.
+        Runs on the fsync thread, or in ``open`` before any append: ``_fd`` is never touched elsewhere.
         """
         old, self._fd = self._fd, None
         if old is not None:
