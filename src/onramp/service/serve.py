@@ -84,11 +84,13 @@ def serve(settings: Settings, *, stop: threading.Event | None = None, on_ready: 
                 running.zones[zone.env] = _where(zone)
                 log.info("%s drop zone: %s", zone.env, running.zones[zone.env])
             _start_partner_servers(settings, {z.env: z for z in zones}, stack, running)
-            http = _HttpThread(settings)
+            # Jobs and the ID-sync loader write the same tables: in one process they take turns.
+            store_lock = threading.Lock()
+            http = _HttpThread(settings, store_lock)
             running.http_url = http.start()
             stack.callback(http.stop)
             log.info("HTTP (ID sync, REST API) on %s", running.http_url)
-            watcher = Watcher(settings, zones)
+            watcher = Watcher(settings, zones, store_lock=store_lock)
             worker = threading.Thread(target=watcher.run, args=(stop,), name="onramp-watcher", daemon=True)
             worker.start()
             stack.callback(_join, worker, "watcher")
@@ -154,8 +156,9 @@ def _start_partner_servers(settings: Settings, zones: dict, stack: ExitStack, ru
 class _HttpThread:
     """uvicorn in a thread, on a socket bound here: port 0 works and the real port is known."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, store_lock: threading.Lock | None = None):
         self.settings = settings
+        self.store_lock = store_lock
         self.thread = threading.Thread(target=self._run, name="onramp-http", daemon=True)
         self._server: Any = None
         self._sock: socket.socket | None = None
@@ -178,7 +181,7 @@ class _HttpThread:
                              hint="stop whatever uses that port, or set http.port (ONRAMP_HTTP__PORT)") from None
         self._sock = sock
         # Same server options as `run_http`: one worker (one ID-sync log writer), no access log.
-        config = uvicorn.Config(create_app(self.settings), workers=1, access_log=False, log_level="warning",
+        config = uvicorn.Config(create_app(self.settings, store_lock=self.store_lock), workers=1, access_log=False, log_level="warning",
                                 server_header=False, lifespan="on", log_config=None, timeout_graceful_shutdown=10)
         self._server = uvicorn.Server(config)
         self.thread.start()

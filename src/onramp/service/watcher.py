@@ -104,8 +104,10 @@ class Watcher:
     """
 
     def __init__(self, settings, zones: Iterable[DropZone], *, clock: Clock = system_clock,
-                 wall: Callable[[], float] = time.time, poll_seconds: float = 1.0, deliver_mail: bool = True):
+                 wall: Callable[[], float] = time.time, poll_seconds: float = 1.0, deliver_mail: bool = True,
+                 store_lock: threading.Lock | None = None):
         self.settings = settings
+        self.store_lock = store_lock or threading.Lock()
         self.zones = {z.env: z for z in zones}
         self.clock = clock
         self.wall = wall
@@ -302,12 +304,13 @@ class Watcher:
         pid = lf.parts[0].pid  # the partner folder names the uploader (§3.1)
         uris = {p: uri_of(o) for p, o in zip(fetched.paths, lf.parts, strict=True)}
         try:
-            con = open_store(self.settings)
-            try:
-                self.inflight.begin(lf)
-                result = run_job(self.settings, fetched.paths, partner=pid, env=lf.env, clock=self.clock, uris=uris, con=con)
-            finally:
-                con.close()
+            with self.store_lock:
+                con = open_store(self.settings)
+                try:
+                    self.inflight.begin(lf)
+                    result = run_job(self.settings, fetched.paths, partner=pid, env=lf.env, clock=self.clock, uris=uris, con=con)
+                finally:
+                    con.close()
         except Exception as exc:  # noqa: BLE001 - the job rolled back (or committed just before failing):
             # the in-flight journal decides which, from the ledger, before anything runs again.
             log.exception("%s: job for %s/%s failed", lf.env, lf.partner, lf.base)
