@@ -22,7 +22,6 @@ target is missed or a check fails. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import os

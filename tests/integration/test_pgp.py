@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -17,8 +16,6 @@ from onramp.errors import FileRejected
 from onramp.intake.containers import open_content
 from onramp.intake.keys import DEFAULT_UID, PlatformKeyring
 from onramp.settings import InboundSettings
-
-pytestmark = pytest.mark.skipif(shutil.which("gpg") is None, reason="needs the gpg binary")
 
 DATA = b"".join(b"%038d\td_sid=%d\n" % (i, i % 13) for i in range(5_000))
 DEFAULTS = InboundSettings()

@@ -10,7 +10,6 @@ from onramp.formats.idsync_request import (
     SyncRequest,
     check_sync_request,
     host_allowed,
-    parse_sync_request,
     redirect_location,
     tcf_storage_consent,
 )

@@ -79,6 +79,6 @@ def test_words(text, expected, con):
 def test_word_table_matches_this_python():
     import unicodedata
 
-    if unicodedata.unidata_version != unicode_tables.UNICODE_VERSION:
-        pytest.skip("table generated for another Unicode version")
+    # A different Python brings another Unicode version: regenerate the table, don't skip.
+    assert unicodedata.unidata_version == unicode_tables.UNICODE_VERSION, "regenerate onramp/rules/unicode_tables.py"
     assert unicode_tables.generate() == unicode_tables.ALNUM_RANGES

@@ -26,30 +26,32 @@ def apply_sync(con: duckdb.DuckDBPyConnection, *, env: str, now: datetime) -> in
     """§3.8.1: adds and removals in line and item order; the last operation on a trait wins."""
     p = {"env": env, "now": now}
     con.execute(f"CREATE OR REPLACE TEMP TABLE seq_ops AS SELECT o.ns, o.pid, o.sid, o.op, {_SEQ} AS seq FROM ops o")
+    # Only keys with a removal need the order of their operations; every other key's last
+    # operation is an add, so it skips the (costly) ordering and arg_max aggregation.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE removal_ops AS
+        SELECT o.* FROM seq_ops o
+          SEMI JOIN (SELECT DISTINCT ns, pid, sid FROM seq_ops WHERE op = 'remove') k
+            ON k.ns = o.ns AND k.pid = o.pid AND k.sid = o.sid"""
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE final_removes AS SELECT ns, pid, sid, arg_max(op, seq) AS op FROM removal_ops GROUP BY ns, pid, sid"
+    )
     # A removal counts when the trait was there just before it: added earlier in this file,
     # or (first operation) qualified and unexpired before the job.
     removed = con.execute(
-        f"""WITH rk AS (SELECT DISTINCT ns, pid, sid FROM seq_ops WHERE op = 'remove'),
-             had AS (
-                SELECT DISTINCT rk.ns, rk.pid, rk.sid FROM rk
-                  JOIN realizations r ON r.env = $env AND r.ns = rk.ns AND r.id = rk.pid AND r.sid = rk.sid
+        f"""WITH had AS (
+                SELECT DISTINCT f.ns, f.pid, f.sid FROM final_removes f
+                  JOIN realizations r ON r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid
                   JOIN traits t ON t.sid = r.sid
                  WHERE NOT {EXPIRED}),
              seqd AS (
                 SELECT o.ns, o.pid, o.sid, o.op, lag(o.op) OVER (PARTITION BY o.ns, o.pid, o.sid ORDER BY o.seq) AS prev
-                  FROM seq_ops o SEMI JOIN rk ON rk.ns = o.ns AND rk.pid = o.pid AND rk.sid = o.sid)
+                  FROM removal_ops o)
         SELECT count(*) FROM seqd s LEFT JOIN had h ON h.ns = s.ns AND h.pid = s.pid AND h.sid = s.sid
          WHERE s.op = 'remove' AND (s.prev = 'add' OR (s.prev IS NULL AND h.sid IS NOT NULL))""",
         p,
     ).fetchone()[0]
-    # Only keys with a removal need the order of their operations; every other key's last
-    # operation is an add, so it skips the (costly) arg_max aggregation.
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE final_removes AS
-        SELECT ns, pid, sid, arg_max(op, seq) AS op FROM seq_ops o
-         WHERE EXISTS (SELECT 1 FROM seq_ops x WHERE x.op = 'remove' AND x.ns = o.ns AND x.pid = o.pid AND x.sid = o.sid)
-         GROUP BY ns, pid, sid"""
-    )
     con.execute(
         """DELETE FROM realizations r USING final_removes f
             WHERE r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid AND f.op = 'remove'""",

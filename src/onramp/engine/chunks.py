@@ -25,17 +25,14 @@ from onramp.engine.resolve import resolve_ids
 _ODC_PROBE_ROWS = 100_000
 
 
-def uid_sql(plan: DataPlan) -> str:
-    return _uid_sql(plan.odc)
-
-
-def _uid_sql(odc: bool) -> str:
-    return f"split_part(try(decode(line)), chr(9), {2 if odc else 1})"
+def uid_sql(odc: bool, line: str = "line") -> str:
+    """The user ID field of raw line column ``line`` (NULL when it is not UTF-8)."""
+    return f"split_part(try(decode({line})), chr(9), {2 if odc else 1})"
 
 
 def uid_hash_sql(odc: bool) -> str:
     """Column ``uid_hash`` of ``raw_all``, computed while loading: which chunk a line goes to."""
-    return f"coalesce(hash({_uid_sql(odc)}), 0)"
+    return f"coalesce(hash({uid_sql(odc)}), 0)"
 
 
 def chunk_count(con: duckdb.DuckDBPyConnection, chunk_lines: int) -> int:
@@ -45,7 +42,7 @@ def chunk_count(con: duckdb.DuckDBPyConnection, chunk_lines: int) -> int:
 
 def prepare(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> DataPlan:
     """Decide each line's chunk (temp table ``line_chunk``) and fix cross-chunk facts in ``plan``."""
-    uid = uid_sql(plan)
+    uid = uid_sql(plan.odc)
     if plan.odc and plan.odc_ns is None:
         plan = _with_odc_ns(con, plan)
     if plan.id_kind == ID_DEVICE_LEVEL and not plan.odc:
@@ -64,7 +61,6 @@ def prepare(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> Data
 
 def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> Iterator[int]:
     """Point the view ``raw_lines`` at each chunk in turn; yields the chunk number."""
-    uid = uid_sql(plan)
     by_device = plan.id_kind == ID_DEVICE_LEVEL and not plan.odc
     con.execute("DROP TABLE IF EXISTS raw_lines")  # left by an ID-sync file earlier in the job
     try:
@@ -73,7 +69,7 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> 
                 body = "SELECT file_idx, line_no, line, too_long FROM raw_all"
             elif by_device:
                 body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long FROM raw_all r
-                            JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid.replace('line', 'r.line')}
+                            JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid_sql(plan.odc, "r.line")}
                            WHERE u.chunk = {k}"""
             else:
                 body = f"SELECT file_idx, line_no, line, too_long FROM raw_all WHERE uid_hash % {chunks} = {k}"

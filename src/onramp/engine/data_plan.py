@@ -66,7 +66,7 @@ def _device_check_sql(uid: str, ns: str) -> str:
 
 def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> None:
     """Build ``line_result`` and ``ops`` from ``raw_lines``."""
-    _split_lines(con, plan)
+    split_lines(con, plan)
     _cap_and_check_ids(con, plan)
     _parse_items(con)
     _resolve(con, plan)
@@ -74,7 +74,8 @@ def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> 
     _collect(con)
 
 
-def _split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
+def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
+    """The first stage, ``cls``: blank lines dropped, fields split (also used alone by engine.chunks)."""
     # Fields come from one string_split on TAB: substr/split_part index characters and
     # cost several times more on long lines.
     if plan.odc:
@@ -161,11 +162,6 @@ def first_odc_ns(con: duckdb.DuckDBPyConnection) -> int:
         f"SELECT {ns_expr} AS ns FROM cls c WHERE c.code IS NULL AND {ns_expr} IS NOT NULL ORDER BY file_idx, line_no LIMIT 1"
     ).fetchone()
     return first[0] if first else -1
-
-
-def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
-    """Only the first stage (``cls``), for callers that need the file's first valid row."""
-    _split_lines(con, plan)
 
 
 def _parse_items(con: duckdb.DuckDBPyConnection) -> None:

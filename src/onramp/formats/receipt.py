@@ -7,7 +7,9 @@ arithmetic and the rendering, so golden tests can pin both down.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime
+
+from onramp.formats.timestamps import aware_utc, iso_z
 
 # (JSON field, §6.2 text label) in receipt order. One table drives both renderings.
 DATA_COUNTERS: tuple[tuple[str, str], ...] = (
@@ -80,8 +82,8 @@ class Receipt:
         }
         for key, _ in self.counter_table():
             body[key] = int(self.counters.get(key, 0))
-        body["job_start"] = iso(self.job_start)
-        body["job_end"] = iso(self.job_end)
+        body["job_start"] = iso_z(self.job_start)
+        body["job_end"] = iso_z(self.job_end)
         body["rejects"] = self.rejects
         if self.warnings:
             body["warnings"] = list(self.warnings)
@@ -105,12 +107,6 @@ def check_identity(counters: dict[str, int]) -> None:
         raise AssertionError(f"receipt identity broken: {counters}")
 
 
-def iso(ts: datetime) -> str:
-    return _utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
 def render_text(receipt: Receipt, *, platform_name: str = "Onramp") -> str:
@@ -128,8 +124,8 @@ def render_text(receipt: Receipt, *, platform_name: str = "Onramp") -> str:
         lines.append(f"{f.uri}{suffix}")
     for key, label in receipt.counter_table():
         lines.append(f"{label}: {int(receipt.counters.get(key, 0))}")
-    lines.append(f"Job start time: {_utc(receipt.job_start).strftime('%Y-%m-%d %H:%M:%S')}")
-    lines.append(f"Job end time: {_utc(receipt.job_end).strftime('%Y-%m-%d %H:%M:%S')}")
+    lines.append(f"Job start time: {aware_utc(receipt.job_start).strftime('%Y-%m-%d %H:%M:%S')}")
+    lines.append(f"Job end time: {aware_utc(receipt.job_end).strftime('%Y-%m-%d %H:%M:%S')}")
     for w in receipt.warnings:
         lines.append(f"Warning: {w}")
     return "\n".join(lines) + "\n"

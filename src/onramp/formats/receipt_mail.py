@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from onramp.formats.receipt import Receipt, render_text
+from onramp.formats.timestamps import aware_utc
 
 SUBJECT_PREFIX = "Subject: "
 REJECTS_LABEL = "Rejected lines"
@@ -72,7 +73,7 @@ def build_message(
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Subject"] = subject_line.removeprefix(SUBJECT_PREFIX)
-    msg["Date"] = format_datetime(_aware_utc(now))
+    msg["Date"] = format_datetime(aware_utc(now))
     # Stable per receipt: a receiver (or a human) can tell a retried delivery from a new receipt.
     msg["Message-ID"] = f"<{receipt.receipt_id}.receipt@{_domain(sender)}>"
     # RFC 3834: no vacation auto-replies to a no-reply sender.
@@ -96,5 +97,3 @@ def _domain(address: str) -> str:
     return domain.strip("<> ") or "onramp.invalid"
 
 
-def _aware_utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)

@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from onramp.engine.link_limits import evict_over_limits
 from onramp.errors import OnrampError
+from onramp.store.files import fsync_dir
 
 LOG_DIR = "idsync"
 SEGMENT_SUFFIX = ".log"
@@ -143,14 +144,6 @@ def _prepare(directory: Path, seq: int, size: int) -> Path:
     return path
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # -- writer ---------------------------------------------------------------------------------------
 class SyncLog:
     """Group-committing appender, used from one asyncio event loop.
@@ -221,7 +214,7 @@ class SyncLog:
             prepared = _prepare(self.dir, self._seq, self.segment_bytes)
         path = segment_path(self.dir, self._seq)
         os.rename(prepared, path)
-        _fsync_dir(self.dir)  # the segment's name must survive a crash too
+        fsync_dir(self.dir)  # the segment's name must survive a crash too
         self._fd = os.open(path, os.O_WRONLY)
         self._size = 0
         self._broken = False

@@ -6,6 +6,8 @@ import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from onramp.formats.timestamps import naive_utc
+
 Clock = Callable[[], datetime]
 
 
@@ -14,5 +16,5 @@ def system_clock() -> datetime:
     pinned = os.environ.get("ONRAMP_NOW")
     if pinned:
         ts = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
-        return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+        return naive_utc(ts)
+    return naive_utc(datetime.now(timezone.utc))

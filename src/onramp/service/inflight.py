@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -34,6 +33,7 @@ import duckdb
 
 from onramp.service.settle import LogicalFile, LogicalKey
 from onramp.settings import Settings
+from onramp.store.files import write_durably
 from onramp.transports.dropzone import DropObject, DropZone
 from onramp.transports.layout import put_back_name
 
@@ -84,13 +84,7 @@ class Inflight:
                 "parts": [asdict(o) for o in lf.parts], "info": asdict(lf.info) if lf.info else None}
         name = hashlib.sha256(repr(lf.key).encode()).hexdigest()[:32] + ".json"
         path = self.root / name
-        tmp = self.root / f".{name}.{uuid.uuid4().hex}"
-        with tmp.open("w") as f:
-            json.dump(body, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.root)
+        write_durably(path, json.dumps(body).encode())
         self._entries[lf.key] = path
 
     def finish(self, lf: LogicalFile, receipts: list[dict], *, present: set[str] | None = None,
@@ -199,11 +193,3 @@ class Inflight:
 
 def _key(body: dict) -> tuple:
     return (body["env"], body["partner"], body["date"], body["base"])
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,6 +8,7 @@ leaves no trace; after it, the ledger makes re-ingesting the same file a no-op.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from onramp.engine import chunks
 from onramp.engine.apply import apply_overwrite, apply_sync
 from onramp.engine.data_plan import DataPlan, classify
 from onramp.engine.rulebook import Rulebook, build_rulebook
+from onramp.engine.sqltext import DEVICE_NAMESPACES
 from onramp.engine.sync_plan import apply_links, classify_sync
 from onramp.errors import FileRejected
 from onramp.formats.names import DataFileName, SyncFileName
@@ -197,28 +199,28 @@ class _Job:
         """
         con = self.con
         extra = ", uid_hash UBIGINT" if key_sql else ""
-        self._key_sql = f", {key_sql}" if key_sql else ""
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN{extra})")
         live: dict[int, Candidate] = {}
         for idx, c in enumerate(parts):
             if c.rejected or c.duplicate:
                 continue
             try:
-                self._load_one(idx, c, table)
+                self._load_one(idx, c, table, key_sql)
                 live[idx] = c
             except FileRejected as exc:
                 c.rejected, c.hint = exc.message, exc.hint
                 con.execute(f"DELETE FROM {table} WHERE file_idx = ?", [idx])
         return live
 
-    def _load_one(self, idx: int, c: Candidate, table: str) -> None:
+    def _load_one(self, idx: int, c: Candidate, table: str, key_sql: str | None) -> None:
         suffix = c.name.suffix if c.name is not None else None
         lines = 0
+        key = f", {key_sql}" if key_sql else ""
         with open_content(c.path, suffix, limits=self.s.inbound, keyring=self._keyring_for(suffix), scratch_dir=self.scratch) as stream:
             for batch in iter_line_batches(stream, max_line_bytes=self.s.inbound.max_line_bytes):
                 self.con.register("_batch", batch)
                 try:
-                    self.con.execute(f"INSERT INTO {table} SELECT {idx}, line_no, line, too_long{self._key_sql} FROM _batch")
+                    self.con.execute(f"INSERT INTO {table} SELECT {idx}, line_no, line, too_long{key} FROM _batch")
                 finally:
                     self.con.unregister("_batch")
                 lines += batch.num_rows
@@ -276,7 +278,7 @@ class _Job:
             receipt.counters["total_removed_traits"] += removed
             self.con.execute(
                 f"""INSERT INTO stored_devices SELECT DISTINCT ?, ns, pid FROM line_result
-                     WHERE code = 'stored' AND ns IN {_device_ns()}""",
+                     WHERE code = 'stored' AND ns IN {DEVICE_NAMESPACES}""",
                 [receipt.receipt_id],
             )
             reject_rows.collect_data(self.con, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
@@ -345,8 +347,6 @@ class _Job:
                 [self.env, c.path.name, c.sha256 or "", c.uri, c.size, "rejected" if c.rejected else "applied",
                  c.rejected, self.job_id, receipt_of.get(c.uri), now],
             )
-        import json
-
         for r in receipts:
             text = render_text(r, platform_name=self.s.platform.name)
             con.execute(
@@ -356,11 +356,6 @@ class _Job:
         # Same transaction as the receipts: a committed receipt always has its mail queued (§6.1).
         notify.enqueue_receipts(con, self.s, receipts, now=now)
 
-
-def _device_ns() -> str:
-    from onramp.engine.sqltext import DEVICE_NAMESPACES
-
-    return DEVICE_NAMESPACES
 
 
 def _data_counters(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -59,14 +59,16 @@ def collect_data(con: duckdb.DuckDBPyConnection, rkey: str, names: dict[int, str
     con.execute(
         f"""INSERT INTO rejects
         SELECT ?, n.name, r.line_no, c.bucket,
-               CASE WHEN r.code IN ({diag}) THEN coalesce(nullif(split_part(onramp_diagnose(r.raw, {odc}), chr(31), 1), ''), c.reason)
+               CASE WHEN r.diag IS NOT NULL THEN coalesce(nullif(split_part(r.diag, chr(31), 1), ''), c.reason)
                     WHEN r.code = 'no_trait' AND r.n_failed > 0
                     THEN c.reason || '; ' || r.n_failed || ' d_sid/d_unsid item(s) name traits that are not onboarded traits of data source {int(plan.owner_dpid)}'
                     ELSE c.reason END,
-               CASE WHEN r.code IN ({diag}) THEN coalesce(nullif(split_part(onramp_diagnose(r.raw, {odc}), chr(31), 2), ''), c.hint)
+               CASE WHEN r.diag IS NOT NULL THEN coalesce(nullif(split_part(r.diag, chr(31), 2), ''), c.hint)
                     ELSE c.hint END,
                {_excerpt('r.t', 'r.raw')}
-          FROM (SELECT lr.file_idx, lr.line_no, lr.code, lr.n_failed, rl.line AS raw, rtrim(try(decode(rl.line)), ' ') AS t
+          FROM (SELECT lr.file_idx, lr.line_no, lr.code, lr.n_failed, rl.line AS raw, rtrim(try(decode(rl.line)), ' ') AS t,
+                       -- the reference parser (Python, per line) runs once per Format Error line
+                       CASE WHEN lr.code IN ({diag}) THEN onramp_diagnose(rl.line, {odc}) END AS diag
                   FROM line_result lr JOIN raw_lines rl ON rl.file_idx = lr.file_idx AND rl.line_no = lr.line_no
                  WHERE lr.code <> 'stored') r
           JOIN code_text c ON c.code = r.code JOIN part_names n ON n.file_idx = r.file_idx""",

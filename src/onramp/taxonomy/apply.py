@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from onramp.errors import TaxonomyError
 from onramp.taxonomy.models import SECTIONS, Taxonomy
-from onramp.taxonomy.rows import TABLES, Row, entity_row, insert_verb, naive_utc, normalize, params, row_key
+from onramp.formats.timestamps import naive_utc
+from onramp.taxonomy.rows import TABLES, Row, entity_row, insert_verb, normalize, params, row_key
 from onramp.taxonomy.validate import (
     Known,
     KnownDataSource,

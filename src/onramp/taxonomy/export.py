@@ -15,7 +15,8 @@ import yaml
 
 from onramp.taxonomy.models import SECTIONS
 from onramp.taxonomy.apply import read_rows
-from onramp.taxonomy.rows import naive_utc, row_fields
+from onramp.formats.timestamps import naive_utc
+from onramp.taxonomy.rows import row_fields
 
 HEADER = "# Onramp taxonomy (SPEC §11.2), exported from the store.\n"
 

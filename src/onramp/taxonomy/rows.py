@@ -6,7 +6,7 @@ Pure: ``apply.py`` and ``export.py`` do the reading and writing.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from onramp.taxonomy.models import (
@@ -153,6 +153,3 @@ def params(section: str, row: Row) -> list[Any]:
     return values
 
 
-def naive_utc(moment: datetime) -> datetime:
-    """The store's TIMESTAMP columns hold naive UTC."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

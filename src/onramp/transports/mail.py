@@ -7,7 +7,6 @@ policy here; that lives with the outbox, next to the state it changes.
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Protocol
 
 from onramp.errors import OnrampError
 from onramp.settings import MailSettings
+from onramp.store.files import write_durably
 
 OUTBOX_DIR = "outbox"
 
@@ -96,14 +96,7 @@ class OutboxDirectory:
 
     def send(self, message_id: str, sender: str, recipients: list[str], message: bytes) -> dict[str, str]:
         self.path.mkdir(parents=True, exist_ok=True)
-        final = self.path / f"{message_id}.eml"
-        tmp = self.path / f".{message_id}.eml.tmp"
-        # Write, fsync, rename: a reader never sees half a message, and a crash leaves none.
-        with open(tmp, "wb") as fh:
-            fh.write(message)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        write_durably(self.path / f"{message_id}.eml", message)  # never half a message
         return {}
 
     def close(self) -> None:

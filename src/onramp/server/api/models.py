@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from onramp.formats.timestamps import iso_z
 from onramp.taxonomy.models import EMAIL_RE, MAX_ID
 
 Env = Literal["prod", "beta"]
@@ -14,8 +15,7 @@ Env = Literal["prod", "beta"]
 
 def _iso(ts: datetime) -> str:
     # The store keeps naive UTC; the API speaks ISO 8601 with Z like the CLI (SPEC §11.1).
-    ts = ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_z(ts)
 
 
 UtcTime = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used="json")]
