@@ -1,7 +1,12 @@
 """Applying a classified logical file to profiles (SPEC §3.8, §4.7).
 
-Reads temp tables ``ops`` and ``line_result`` (from ``data_plan.classify``) and changes
-``realizations`` inside the caller's transaction. Returns Total removed traits.
+A logical file is classified chunk by chunk (``engine.chunks``); chunks never share a
+profile. ``ProfileChanges.stage`` reads each chunk's temp tables ``ops`` and
+``line_result`` and keeps the chunk's net effect; ``commit`` then changes
+``realizations`` once for the whole file, inside the caller's transaction. Touching the
+(large) realizations table once per file instead of once per chunk is what keeps big
+files linear. Only the file's own changes are staged, so state before ``commit`` is the
+state before the file — which is what removal counts and `.overwrite` compare against.
 """
 
 from __future__ import annotations
@@ -21,74 +26,109 @@ _UPSERT_ADDS = """
      WHEN MATCHED THEN UPDATE SET realized_at = $now
      WHEN NOT MATCHED THEN INSERT (env, ns, id, sid, realized_at) VALUES ($env, f.ns, f.pid, f.sid, $now)"""
 
-
-def apply_sync(con: duckdb.DuckDBPyConnection, *, env: str, now: datetime) -> int:
-    """§3.8.1: adds and removals in line and item order; the last operation on a trait wins."""
-    p = {"env": env, "now": now}
-    con.execute(f"CREATE OR REPLACE TEMP TABLE seq_ops AS SELECT o.ns, o.pid, o.sid, o.op, {_SEQ} AS seq FROM ops o")
-    # Only keys with a removal need the order of their operations; every other key's last
-    # operation is an add, so it skips the (costly) ordering and arg_max aggregation.
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE removal_ops AS
-        SELECT o.* FROM seq_ops o
-          SEMI JOIN (SELECT DISTINCT ns, pid, sid FROM seq_ops WHERE op = 'remove') k
-            ON k.ns = o.ns AND k.pid = o.pid AND k.sid = o.sid"""
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE final_removes AS SELECT ns, pid, sid, arg_max(op, seq) AS op FROM removal_ops GROUP BY ns, pid, sid"
-    )
-    # A removal counts when the trait was there just before it: added earlier in this file,
-    # or (first operation) qualified and unexpired before the job.
-    removed = con.execute(
-        f"""WITH had AS (
-                SELECT DISTINCT f.ns, f.pid, f.sid FROM final_removes f
-                  JOIN realizations r ON r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid
-                  JOIN traits t ON t.sid = r.sid
-                 WHERE NOT {EXPIRED}),
-             seqd AS (
-                SELECT o.ns, o.pid, o.sid, o.op, lag(o.op) OVER (PARTITION BY o.ns, o.pid, o.sid ORDER BY o.seq) AS prev
-                  FROM removal_ops o)
-        SELECT count(*) FROM seqd s LEFT JOIN had h ON h.ns = s.ns AND h.pid = s.pid AND h.sid = s.sid
-         WHERE s.op = 'remove' AND (s.prev = 'add' OR (s.prev IS NULL AND h.sid IS NOT NULL))""",
-        p,
-    ).fetchone()[0]
-    con.execute(
-        """DELETE FROM realizations r USING final_removes f
-            WHERE r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid AND f.op = 'remove'""",
-        {"env": env},
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE final_adds AS
-        SELECT DISTINCT ns, pid, sid FROM seq_ops o
-         WHERE op = 'add' AND NOT EXISTS (SELECT 1 FROM final_removes f WHERE f.ns = o.ns AND f.pid = o.pid AND f.sid = o.sid)
-        UNION ALL SELECT ns, pid, sid FROM final_removes WHERE op = 'add'"""
-    )
-    con.execute(_UPSERT_ADDS.format(source="final_adds"), p)
-    return int(removed)
+_KEY = "ns INTEGER, pid VARCHAR, sid INTEGER"
 
 
-def apply_overwrite(con: duckdb.DuckDBPyConnection, *, env: str, now: datetime, owner_dpid: int) -> int:
-    """§3.8.2: per listed user, the target source's onboarded traits become the union of R.
+class ProfileChanges:
+    """The net trait changes of one logical file, staged per chunk and committed once."""
 
-    Users whose lines realize nothing are untouched (D-35); other sources never change.
-    """
-    p = {"env": env, "now": now, "owner": owner_dpid}
-    con.execute("CREATE OR REPLACE TEMP TABLE ow_users AS SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored'")
-    con.execute("CREATE OR REPLACE TEMP TABLE ow_new AS SELECT DISTINCT ns, pid, sid FROM ops WHERE op = 'add'")
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE ow_drop AS
-        SELECT r.ns, r.id AS pid, r.sid, {EXPIRED} AS expired
-          FROM realizations r
-          JOIN ow_users u ON r.env = $env AND r.ns = u.ns AND r.id = u.pid
-          JOIN traits t ON t.sid = r.sid AND t.data_source = $owner AND t.type = 'onboarded'
-         WHERE NOT EXISTS (SELECT 1 FROM ow_new n WHERE n.ns = r.ns AND n.pid = r.id AND n.sid = r.sid)""",
-        p,
-    )
-    removed = con.execute("SELECT count(*) FROM ow_drop WHERE NOT expired").fetchone()[0]
-    con.execute(
-        """DELETE FROM realizations r USING ow_drop d
-            WHERE r.env = $env AND r.ns = d.ns AND r.id = d.pid AND r.sid = d.sid""",
-        {"env": env},
-    )
-    con.execute(_UPSERT_ADDS.format(source="ow_new"), {"env": env, "now": now})  # ow_new is distinct
-    return int(removed)
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, env: str, now: datetime, overwrite: bool, owner_dpid: int):
+        self.con, self.env, self.now, self.overwrite, self.owner = con, env, now, overwrite, owner_dpid
+        self.removed_after_add = 0
+        con.execute(f"CREATE OR REPLACE TEMP TABLE file_adds ({_KEY})")
+        if overwrite:
+            con.execute("CREATE OR REPLACE TEMP TABLE file_users (ns INTEGER, pid VARCHAR)")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE file_removes ({_KEY}, op VARCHAR)")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE file_first_removes ({_KEY})")
+
+    def stage(self) -> None:
+        if self.overwrite:
+            self._stage_overwrite()
+        else:
+            self._stage_sync()
+
+    def commit(self) -> int:
+        """Apply the staged changes; returns Total removed traits."""
+        removed = self._commit_overwrite() if self.overwrite else self._commit_sync()
+        for table in ("file_adds", "file_users", "file_removes", "file_first_removes"):
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        return removed
+
+    # -- .sync (§3.8.1): adds and removals in line and item order; the last operation wins --
+    def _stage_sync(self) -> None:
+        con = self.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE seq_ops AS SELECT o.ns, o.pid, o.sid, o.op, {_SEQ} AS seq FROM ops o")
+        # Only keys with a removal need the order of their operations; every other key's last
+        # operation is an add, so it skips the (costly) ordering and arg_max aggregation.
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE removal_ops AS
+            SELECT o.* FROM seq_ops o
+              SEMI JOIN (SELECT DISTINCT ns, pid, sid FROM seq_ops WHERE op = 'remove') k
+                ON k.ns = o.ns AND k.pid = o.pid AND k.sid = o.sid"""
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE final_removes AS SELECT ns, pid, sid, arg_max(op, seq) AS op FROM removal_ops GROUP BY ns, pid, sid"
+        )
+        con.execute("INSERT INTO file_removes SELECT ns, pid, sid, op FROM final_removes")
+        # A removal counts when the trait was there just before it: added earlier in this
+        # file (counted here), or — for a key's first operation — qualified before the file
+        # (counted at commit, against realizations as they were).
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE seqd AS
+            SELECT ns, pid, sid, op, lag(op) OVER (PARTITION BY ns, pid, sid ORDER BY seq) AS prev FROM removal_ops"""
+        )
+        self.removed_after_add += con.execute("SELECT count(*) FROM seqd WHERE op = 'remove' AND prev = 'add'").fetchone()[0]
+        con.execute("INSERT INTO file_first_removes SELECT ns, pid, sid FROM seqd WHERE op = 'remove' AND prev IS NULL")
+        con.execute(
+            """INSERT INTO file_adds
+            SELECT DISTINCT ns, pid, sid FROM seq_ops o
+             WHERE op = 'add' AND NOT EXISTS (SELECT 1 FROM final_removes f WHERE f.ns = o.ns AND f.pid = o.pid AND f.sid = o.sid)
+            UNION ALL SELECT ns, pid, sid FROM final_removes WHERE op = 'add'"""
+        )
+
+    def _commit_sync(self) -> int:
+        con, p = self.con, {"env": self.env, "now": self.now}
+        removed = self.removed_after_add
+        if con.execute("SELECT EXISTS (SELECT 1 FROM file_removes)").fetchone()[0]:
+            removed += con.execute(
+                f"""SELECT count(*) FROM (
+                    SELECT DISTINCT f.ns, f.pid, f.sid FROM file_first_removes f
+                      JOIN realizations r ON r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid
+                      JOIN traits t ON t.sid = r.sid
+                     WHERE NOT {EXPIRED})""",
+                p,
+            ).fetchone()[0]
+            con.execute(
+                """DELETE FROM realizations r USING file_removes f
+                    WHERE r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid AND f.op = 'remove'""",
+                {"env": self.env},
+            )
+        con.execute(_UPSERT_ADDS.format(source="file_adds"), p)
+        return int(removed)
+
+    # -- .overwrite (§3.8.2): per listed user, the target source's onboarded traits become R --
+    def _stage_overwrite(self) -> None:
+        # Users whose lines realize nothing are untouched (D-35); other sources never change.
+        self.con.execute("INSERT INTO file_users SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored'")
+        self.con.execute("INSERT INTO file_adds SELECT DISTINCT ns, pid, sid FROM ops WHERE op = 'add'")
+
+    def _commit_overwrite(self) -> int:
+        con, p = self.con, {"env": self.env, "now": self.now, "owner": self.owner}
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE ow_drop AS
+            SELECT r.ns, r.id AS pid, r.sid, {EXPIRED} AS expired
+              FROM realizations r
+              JOIN file_users u ON r.env = $env AND r.ns = u.ns AND r.id = u.pid
+              JOIN traits t ON t.sid = r.sid AND t.data_source = $owner AND t.type = 'onboarded'
+             WHERE NOT EXISTS (SELECT 1 FROM file_adds n WHERE n.ns = r.ns AND n.pid = r.id AND n.sid = r.sid)""",
+            p,
+        )
+        removed = con.execute("SELECT count(*) FROM ow_drop WHERE NOT expired").fetchone()[0]
+        con.execute(
+            """DELETE FROM realizations r USING ow_drop d
+                WHERE r.env = $env AND r.ns = d.ns AND r.id = d.pid AND r.sid = d.sid""",
+            {"env": self.env},
+        )
+        con.execute(_UPSERT_ADDS.format(source="file_adds"), {"env": self.env, "now": self.now})  # distinct per chunk
+        return int(removed)

@@ -9,17 +9,21 @@ result as one pass over the file. Only the ODC rule "every row has the type of t
 file's first valid row" looks across profiles; that type is found before chunking.
 
 Input: temp table ``raw_all(file_idx, line_no, line, too_long, uid_hash)``. Each chunk is exposed
-as the view ``raw_lines`` that the plan reads.
+as ``raw_lines``, the table the plan reads.
 """
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 
 from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, first_odc_ns, split_lines
 from onramp.engine.resolve import resolve_ids
+from onramp.engine.sqltext import lit
 
 # Rows looked at to find an ODC file's first valid row before falling back to all rows.
 _ODC_PROBE_ROWS = 100_000
@@ -59,27 +63,50 @@ def prepare(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> Data
     return plan
 
 
-def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> Iterator[int]:
-    """Point the view ``raw_lines`` at each chunk in turn; yields the chunk number."""
+def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scratch: Path) -> Iterator[int]:
+    """Fill the temp table ``raw_lines`` with each chunk in turn; yields the chunk number.
+
+    With more than one chunk, ``raw_all`` is written once to Parquet files partitioned by
+    chunk under ``scratch`` and dropped, so each chunk reads only its own lines: filtering
+    ``raw_all`` per chunk would read the whole (spilled) file once per chunk.
+    """
     by_device = plan.id_kind == ID_DEVICE_LEVEL and not plan.odc
     con.execute("DROP TABLE IF EXISTS raw_lines")  # left by an ID-sync file earlier in the job
+    cols = "file_idx, line_no, line, too_long"
+    if chunks == 1:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT {cols} FROM raw_all")
+        try:
+            yield 0
+        finally:
+            _drop_quietly(con, "VIEW")
+        return
+    if by_device:
+        body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long, u.chunk FROM raw_all r
+                    JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid_sql(plan.odc, "r.line")}"""
+    else:
+        body = f"SELECT {cols}, uid_hash % {chunks} AS chunk FROM raw_all"
+    scratch.mkdir(parents=True, exist_ok=True)
+    parts = scratch / f"chunks-{uuid.uuid4().hex}"
     try:
+        con.execute(f"COPY ({body}) TO {lit(str(parts))} (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION uncompressed)")
+        con.execute("DROP TABLE raw_all")
         for k in range(chunks):
-            if chunks == 1:
-                body = "SELECT file_idx, line_no, line, too_long FROM raw_all"
-            elif by_device:
-                body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long FROM raw_all r
-                            JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid_sql(plan.odc, "r.line")}
-                           WHERE u.chunk = {k}"""
-            else:
-                body = f"SELECT file_idx, line_no, line, too_long FROM raw_all WHERE uid_hash % {chunks} = {k}"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS {body}")
+            files = parts / f"chunk={k}"
+            if files.is_dir():
+                con.execute(f"CREATE OR REPLACE TEMP TABLE raw_lines AS SELECT {cols} FROM read_parquet({lit(str(files / '*.parquet'))})")
+            else:  # no line hashed to this chunk
+                con.execute(f"CREATE OR REPLACE TEMP TABLE raw_lines (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN)")
             yield k
     finally:
-        try:
-            con.execute("DROP VIEW IF EXISTS raw_lines")
-        except duckdb.Error:
-            pass  # the transaction failed; the caller rolls back and reports the first error
+        _drop_quietly(con, "TABLE")
+        shutil.rmtree(parts, ignore_errors=True)
+
+
+def _drop_quietly(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+    try:
+        con.execute(f"DROP {kind} IF EXISTS raw_lines")
+    except duckdb.Error:
+        pass  # the transaction failed; the caller rolls back and reports the first error
 
 
 def _with_odc_ns(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> DataPlan:

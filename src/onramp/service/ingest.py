@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from onramp.engine import chunks
-from onramp.engine.apply import apply_overwrite, apply_sync
+from onramp.engine.apply import ProfileChanges
 from onramp.engine.data_plan import DataPlan, classify
 from onramp.engine.rulebook import Rulebook, build_rulebook
 from onramp.engine.sqltext import DEVICE_NAMESPACES
@@ -266,22 +266,20 @@ class _Job:
         n_chunks = chunks.chunk_count(self.con, self.s.engine.chunk_lines)
         plan = chunks.prepare(self.con, plan, n_chunks)
         non_blank: dict[int, int] = defaultdict(int)
-        for _ in chunks.chunk_views(self.con, plan, n_chunks):
+        changes = ProfileChanges(self.con, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner)
+        for _ in chunks.chunk_views(self.con, plan, n_chunks, self.scratch):
             classify(self.con, plan, self.rulebooks[owner])
             for idx, n in self.con.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
                 non_blank[idx] += n
-            if plan.overwrite:
-                removed = apply_overwrite(self.con, env=self.env, now=self.start, owner_dpid=owner)
-            else:
-                removed = apply_sync(self.con, env=self.env, now=self.start)
+            changes.stage()
             add_counters(receipt.counters, _data_counters(self.con))
-            receipt.counters["total_removed_traits"] += removed
             self.con.execute(
                 f"""INSERT INTO stored_devices SELECT DISTINCT ?, ns, pid FROM line_result
                      WHERE code = 'stored' AND ns IN {DEVICE_NAMESPACES}""",
                 [receipt.receipt_id],
             )
             reject_rows.collect_data(self.con, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
+        receipt.counters["total_removed_traits"] += changes.commit()
         self.con.execute("DROP TABLE IF EXISTS raw_all")
         # §3.3 check 6, over all chunks: a part without a non-blank line is an empty file
         # (it had no lines, so it changed nothing and has no reject rows).
