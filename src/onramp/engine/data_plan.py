@@ -67,11 +67,14 @@ def _device_check_sql(uid: str, ns: str) -> str:
 def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> None:
     """Build ``line_result`` and ``ops`` from ``raw_lines``."""
     split_lines(con, plan)
-    _cap_and_check_ids(con, plan)
+    fast = _fast_path_applies(con, plan, book)
+    _cap_and_check_ids(con, plan, fast)
+    if fast:
+        _evaluate_simple_lines(con, plan)
     _parse_items(con)
     _resolve(con, plan)
     _evaluate(con, plan, book)
-    _collect(con)
+    _collect(con, fast)
 
 
 def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
@@ -110,7 +113,7 @@ def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
     )
 
 
-def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
+def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan, fast: bool) -> None:
     cap = int(plan.max_lines_per_user)
     # §3.6/D-33: first `cap` structurally valid lines per user win, in split then line order.
     # Only users over the cap pay for the window function.
@@ -146,12 +149,14 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
               FROM cls c LEFT JOIN discarded d ON d.file_idx = c.file_idx AND d.line_no = c.line_no"""
     else:  # the usual case: no user over the cap, no join
         source = "SELECT c.*, {ns} AS ns, false AS is_discarded FROM cls c"
+    simple = f"regexp_full_match(rest, {lit(SIMPLE_LINE_RE)})" if fast else "false"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE st AS
-        WITH c AS ({source.format(ns=ns_col)})
-        SELECT file_idx, line_no, uid, rest, ns,
-               CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
-          FROM c"""
+        WITH c AS ({source.format(ns=ns_col)}), k AS (
+            SELECT file_idx, line_no, uid, rest, ns,
+                   CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
+              FROM c)
+        SELECT *, (code IS NULL AND {simple}) AS simple FROM k"""
     )
 
 
@@ -162,6 +167,78 @@ def first_odc_ns(con: duckdb.DuckDBPyConnection) -> int:
         f"SELECT {ns_expr} AS ns FROM cls c WHERE c.code IS NULL AND {ns_expr} IS NOT NULL ORDER BY file_idx, line_no LIMIT 1"
     ).fetchone()
     return first[0] if first else -1
+
+
+# Simple lines (the bulk of a d_sid file): nothing but well-formed d_sid/d_unsid items.
+SIMPLE_LINE_RE = r"d_(?:un)?sid=[0-9]{1,9}(?:,d_(?:un)?sid=[0-9]{1,9})*"
+# Trait status codes of the lookup list: 0 unknown, 1 valid, 2 failed validation (§3.9).
+_LUT_MAX_SPAN = 1_000_000
+
+
+def _fast_path_applies(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> bool:
+    """Whether simple lines may skip the per-item tables (and the trait lookup list is built).
+
+    They may when their profile is their user ID (no identity resolution) and no rule can
+    fire on a line without signals; trait IDs must span a range small enough for a lookup list.
+    """
+    unresolved = plan.odc or plan.id_kind in (ID_PLATFORM_UUID, ID_DEVICE, ID_CROSS_DEVICE)
+    if not unresolved or book.empty_true:
+        return False
+    owner = int(plan.owner_dpid)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE trait_lut AS
+        WITH b AS (SELECT min(sid) AS lo, max(sid) AS hi FROM traits)
+        SELECT b.lo, b.hi, (SELECT list(CASE WHEN t.sid IS NULL THEN 0 WHEN t.data_source = {owner} AND t.type = 'onboarded' THEN 1 ELSE 2 END::UTINYINT
+                                        ORDER BY r.range)
+                              FROM range(b.lo, b.hi + 1) r LEFT JOIN traits t ON t.sid = r.range
+                             WHERE b.hi - b.lo < {_LUT_MAX_SPAN}) AS status
+          FROM b"""
+    )
+    lo, hi, has_list = con.execute("SELECT lo, hi, status IS NOT NULL FROM trait_lut").fetchone()
+    return lo is None or bool(has_list)
+
+
+def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
+    """``simple_result`` and the view ``simple_ops`` for simple lines, with list functions per line.
+
+    Same outcome as the per-item path (the property tests compare both with the reference
+    parser): status per directive as in ``dirs``, counters as in ``line_eval``. The ops are
+    a view that re-splits the lines: cheaper than storing list columns, and read once.
+    """
+    overwrite = "true" if plan.overwrite else "false"
+    ns = "ns" if plan.odc else ("0" if plan.id_kind == ID_PLATFORM_UUID else str(int(plan.file_dpid)))
+    # Status per item: 1 valid, 2 failed validation, 0 unknown trait, 3 removal ignored (.overwrite).
+    directives = f"""
+        SELECT file_idx, line_no, {ns} AS ns, uid AS pid, sids, adds,
+               list_transform(sids, lambda s, i: CASE WHEN NOT adds[i] AND {overwrite} THEN 3::UTINYINT
+                    WHEN s BETWEEN l.lo AND l.hi THEN l.status[s - l.lo + 1] ELSE 0::UTINYINT END) AS status
+          FROM (SELECT file_idx, line_no, ns, uid,
+                       list_transform(items, lambda x: CAST(CASE WHEN x[3] = 's' THEN x[7:] ELSE x[9:] END AS INTEGER)) AS sids,
+                       list_transform(items, lambda x: x[3] = 's') AS adds
+                  FROM (SELECT file_idx, line_no, ns, uid, string_split(rest, ',') AS items FROM st WHERE simple)),
+               trait_lut l"""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE simple_result AS
+        WITH d AS ({directives}), c AS (
+            SELECT file_idx, line_no, ns, pid, len(sids) AS n_items,
+                   len(list_distinct(list_filter(sids, lambda s, i: adds[i] AND status[i] = 1))) AS n_realized,
+                   len(list_filter(status, lambda x: x = 1)) AS n_used,
+                   len(list_filter(sids, lambda s, i: NOT adds[i] AND status[i] = 1)) AS n_removals,
+                   len(list_filter(status, lambda x: x = 2)) AS n_failed
+              FROM d)
+        SELECT file_idx, line_no, CASE WHEN n_realized + n_removals > 0 THEN 'stored' ELSE 'no_trait' END AS code,
+               ns, pid, n_items, n_items - n_used AS n_unused, n_realized, n_failed
+          FROM c"""
+    )
+    # Valid directives occur only on stored lines (a valid add realizes, a valid removal counts).
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW simple_ops AS
+        SELECT file_idx, line_no, pos, sid, CASE WHEN is_add THEN 'add' ELSE 'remove' END AS op, ns, pid FROM (
+            SELECT file_idx, line_no, ns, pid, generate_subscripts(sids, 1) AS pos, unnest(sids) AS sid,
+                   unnest(adds) AS is_add, unnest(status) AS status
+              FROM ({directives}))
+         WHERE status = 1"""
+    )
 
 
 def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
@@ -175,7 +252,7 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
                    CASE WHEN contains(rest, '"') THEN regexp_extract_all(rest, {lit(ITEM_SPLIT_RE)})
                         ELSE string_split(rest, ',') END AS parts,
                    (NOT contains(rest, '"') OR regexp_full_match(rest, {lit(ITEM_LIST_RE)})) AS list_ok
-              FROM st WHERE code IS NULL
+              FROM st WHERE code IS NULL AND NOT simple
         ), u AS (
             SELECT file_idx, line_no, list_ok, {_trim("item")} AS it, pos
               FROM (SELECT *, unnest(parts) AS item, generate_subscripts(parts, 1) AS pos FROM src)
@@ -223,7 +300,7 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
           FROM st s LEFT JOIN (
                 SELECT file_idx, line_no, count(*) AS n, bool_or(malformed) AS bad FROM items GROUP BY ALL
              ) i ON i.file_idx = s.file_idx AND i.line_no = s.line_no
-         WHERE s.code IS NULL"""
+         WHERE s.code IS NULL AND NOT s.simple"""
     )
 
 
@@ -395,10 +472,12 @@ def _evaluate_pivot(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
         )
 
 
-def _collect(con: duckdb.DuckDBPyConnection) -> None:
+def _collect(con: duckdb.DuckDBPyConnection, fast: bool) -> None:
     """One row per non-blank line with its final code (§3.7 order) and counters."""
+    simple_rows = "UNION ALL SELECT * FROM simple_result" if fast else ""
+    simple_ops = "UNION ALL SELECT * FROM simple_ops" if fast else ""
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE line_result AS
+        f"""CREATE OR REPLACE TEMP TABLE line_result AS
         SELECT s.file_idx, s.line_no,
                CASE WHEN s.code IS NOT NULL THEN s.code
                     WHEN i.code IS NOT NULL THEN i.code
@@ -413,11 +492,15 @@ def _collect(con: duckdb.DuckDBPyConnection) -> None:
           FROM st s
           LEFT JOIN item_status i ON i.file_idx = s.file_idx AND i.line_no = s.line_no
           LEFT JOIN line_profile lp ON lp.file_idx = s.file_idx AND lp.line_no = s.line_no
-          LEFT JOIN line_eval le ON le.file_idx = s.file_idx AND le.line_no = s.line_no"""
+          LEFT JOIN line_eval le ON le.file_idx = s.file_idx AND le.line_no = s.line_no
+         WHERE NOT s.simple
+        {simple_rows}"""
     )
+    # A view: the profile changes read it once.
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE ops AS
+        f"""CREATE OR REPLACE TEMP VIEW ops AS
         SELECT o.file_idx, o.line_no, o.pos, o.sid, o.op, r.ns, r.pid
           FROM line_ops o JOIN line_result r ON r.file_idx = o.file_idx AND r.line_no = o.line_no
-         WHERE r.code = 'stored'"""
+         WHERE r.code = 'stored'
+        {simple_ops}"""
     )
