@@ -13,7 +13,7 @@ once with the simple-line path switched off.
 
 from __future__ import annotations
 
-import itertools
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -47,15 +47,14 @@ traits:
   - {sid: 2209, name: rb, data_source: 22, type: rule_based, rule: 'x == "1"'}
   - {sid: 5501, name: o, data_source: 55, type: onboarded}
 """
-TRAITS = ["2201", "2202", "2203", "2301", "2302", "2209", "5501", "424242", "0", "007"]
-_example = itertools.count()
+VALID = ["2201", "2202", "2203", "2301", "2302"]
+TRAITS = VALID * 3 + ["2209", "5501", "424242", "0", "007"]  # mostly traits that change profiles
 
 
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory) -> dict[str, Path]:
+def _twin_stores(root: Path) -> dict[str, Path]:
     out = {}
     for mode in ("fast", "items"):
-        data_dir = tmp_path_factory.mktemp(f"simple_{mode}") / "data"
+        data_dir = root / mode / "data"
         con = connect(load_settings(data_dir=data_dir))
         try:
             apply_taxonomy(con, load_taxonomy(TAXONOMY)[0])
@@ -69,24 +68,30 @@ def _directive(add: bool, sid: str) -> str:
     return f"d_sid={sid}" if add else f"d_unsid={sid}"
 
 
-simple_items = st.lists(st.tuples(st.booleans(), st.sampled_from(TRAITS)), min_size=1, max_size=6).map(
-    lambda ds: ",".join(_directive(a, s) for a, s in ds)
+simple_items = st.lists(st.tuples(st.booleans(), st.sampled_from(TRAITS), st.sampled_from([",", ",", ", "])),
+                        min_size=1, max_size=6).map(
+    lambda ds: "".join(sep + _directive(a, s) for a, s, sep in ds)[len(ds[0][2]):]
 )
-other_items = st.sampled_from(["D_SID=2201", "d_sid = 2301", "color=red", "d_sid=2201,color=red", "d_sid=2202,,d_sid=2201",
+other_items = st.sampled_from(["D_SID=2201", " d_sid=2201", "d_sid=2201 ,d_sid=2202", "d_sid = 2301", "color=red", "d_sid=2201,color=red", "d_sid=2202,,d_sid=2201",
                                '"d_sid"=2302', "d_sid=2201:0", "2201:0", "d_sid=x", "d_sid=99999999999"])
 
 
 @st.composite
 def job_files(draw):
-    n = next(_example)
+    n = 0  # each example runs in fresh stores
     platform = draw(st.booleans())
+    n_users = draw(st.integers(1, 10))  # many users: most have one line; few: several lines each
     if platform:
-        users = [f"{n:06d}{i:032d}" for i in range(4)] + ["123"]  # the last one is not a platform UUID
+        users = [f"{n:06d}{i:032d}" for i in range(n_users)] + ["123"]  # the last one is not a platform UUID
     else:
-        users = [f"u{n}-{i}" for i in range(4)] + ["bad:id"]
+        users = [f"u{n}-{i}" for i in range(n_users)] + ["bad:id"]
     user = st.sampled_from(users)
     line = st.tuples(user, st.one_of(simple_items, simple_items, other_items)).map(lambda t: f"{t[0]}\t{t[1]}")
-    prior = draw(st.lists(st.tuples(user, simple_items).map(lambda t: f"{t[0]}\t{t[1]}"), max_size=6))
+    # Before the test file, some users hold every trait of the data source (removals and
+    # .overwrite then have something to remove).
+    own = [t for t in VALID if t.startswith("23" if platform else "22")]
+    holders = draw(st.lists(st.sampled_from(users[:-1]), max_size=n_users, unique=True))
+    prior = [f"{u}\t" + ",".join(f"d_sid={t}" for t in own) for u in holders]
     lines = draw(st.lists(line, min_size=1, max_size=14))
     overwrite = draw(st.booleans())
     return n, ("23" if platform else "22"), prior, lines, overwrite
@@ -110,10 +115,14 @@ def _profiles(data_dir: Path, users_like: str) -> list[tuple]:
         con.close()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None)
 @given(case=job_files())
-def test_simple_lines_match_per_item_path(stores, case):
-    n, dpids, prior, lines, overwrite = case
+def test_simple_lines_match_per_item_path(case):
+    with tempfile.TemporaryDirectory() as root:
+        _compare(_twin_stores(Path(root)), *case)
+
+
+def _compare(stores: dict[str, Path], n: int, dpids: str, prior: list[str], lines: list[str], overwrite: bool) -> None:
     results = {}
     for mode, data_dir in stores.items():
         fast = mode == "fast"
@@ -135,8 +144,9 @@ def test_simple_lines_match_per_item_path(stores, case):
     assert fast[3] == items[3], "profiles differ"
 
 
-def test_simple_path_is_taken(stores, tmp_path):
+def test_simple_path_is_taken(tmp_path):
     """Guards the comparison above: simple lines really take the short path."""
+    stores = _twin_stores(tmp_path)
     path = stores["fast"].parent / "ftp_dpm_22_1600000000.sync"
     path.write_text("s1\td_sid=2201,d_unsid=2202\ns2\td_sid=5501\n")
     seen = []

@@ -1,8 +1,9 @@
 """Applying a classified logical file to profiles (SPEC §3.8, §4.7).
 
 A logical file is classified chunk by chunk (``engine.chunks``); chunks never share a
-profile. ``ProfileChanges.stage`` reads each chunk's temp tables ``ops`` and
-``line_result`` and keeps the chunk's net effect; ``commit`` then changes
+profile. ``ProfileChanges.stage`` reads each chunk's ``ops`` (trait operations in line
+and item order), ``direct_adds`` (final adds of profiles with one line and no removal,
+which need no ordering) and ``line_result``, and keeps the chunk's net effect; ``commit`` then changes
 ``realizations`` once for the whole file, inside the caller's transaction. Touching the
 (large) realizations table once per file instead of once per chunk is what keeps big
 files linear. Only the file's own changes are staged, so state before ``commit`` is the
@@ -80,6 +81,7 @@ class ProfileChanges:
         )
         self.removed_after_add += con.execute("SELECT count(*) FROM seqd WHERE op = 'remove' AND prev = 'add'").fetchone()[0]
         con.execute("INSERT INTO file_first_removes SELECT ns, pid, sid FROM seqd WHERE op = 'remove' AND prev IS NULL")
+        _stage_direct_adds(con)
         con.execute(
             """INSERT INTO file_adds
             SELECT DISTINCT ns, pid, sid FROM seq_ops o
@@ -111,6 +113,7 @@ class ProfileChanges:
     def _stage_overwrite(self) -> None:
         # Users whose lines realize nothing are untouched (D-35); other sources never change.
         self.con.execute("INSERT INTO file_users SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored'")
+        _stage_direct_adds(self.con)
         self.con.execute("INSERT INTO file_adds SELECT DISTINCT ns, pid, sid FROM ops WHERE op = 'add'")
 
     def _commit_overwrite(self) -> int:
@@ -132,3 +135,10 @@ class ProfileChanges:
         )
         con.execute(_UPSERT_ADDS.format(source="file_adds"), {"env": self.env, "now": self.now})  # distinct per chunk
         return int(removed)
+
+
+def _stage_direct_adds(con: duckdb.DuckDBPyConnection) -> None:
+    # A profile with one line has distinct adds already; only profiles with several lines
+    # need the (costly) DISTINCT. Their keys never occur in ``ops``.
+    con.execute("INSERT INTO file_adds SELECT ns, pid, sid FROM direct_adds WHERE single")
+    con.execute("INSERT INTO file_adds SELECT DISTINCT ns, pid, sid FROM direct_adds WHERE NOT single")

@@ -71,6 +71,8 @@ def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> 
     _cap_and_check_ids(con, plan, fast)
     if fast:
         _evaluate_simple_lines(con, plan)
+    else:
+        con.execute("CREATE OR REPLACE TEMP VIEW direct_adds AS SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::BOOLEAN AS single, NULL::INTEGER AS sid WHERE false")
     _parse_items(con)
     _resolve(con, plan)
     _evaluate(con, plan, book)
@@ -117,12 +119,14 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan, fast: boo
     cap = int(plan.max_lines_per_user)
     # §3.6/D-33: first `cap` structurally valid lines per user win, in split then line order.
     # Only users over the cap pay for the window function.
+    # Users with more than one line: also tells the simple-line path which profiles are
+    # touched by one line only, whose adds need no ordering across lines.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE repeated_uids AS SELECT uid, count(*) AS n FROM cls WHERE code IS NULL GROUP BY uid HAVING count(*) > 1")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE discarded AS
-        WITH heavy AS (SELECT uid FROM cls WHERE code IS NULL GROUP BY uid HAVING count(*) > {cap})
         SELECT file_idx, line_no FROM (
             SELECT c.file_idx, c.line_no, row_number() OVER (PARTITION BY c.uid ORDER BY c.file_idx, c.line_no) AS rn
-              FROM cls c WHERE c.code IS NULL AND c.uid IN (SELECT uid FROM heavy))
+              FROM cls c WHERE c.code IS NULL AND c.uid IN (SELECT uid FROM repeated_uids WHERE n > {cap}))
         WHERE rn > {cap}"""
     )
     if plan.odc:
@@ -158,6 +162,18 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan, fast: boo
               FROM c)
         SELECT *, (code IS NULL AND {simple}) AS simple FROM k"""
     )
+    if fast:
+        # ``direct``: a simple line whose profile has no removal on any line of the chunk, so
+        # its valid adds are final adds with no ordering; ``single``: and no other line.
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE st AS
+            WITH plain AS (
+                SELECT uid, bool_and(simple AND NOT contains(rest, 'd_unsid')) AS plain FROM st
+                 WHERE code IS NULL AND uid IN (SELECT uid FROM repeated_uids) GROUP BY uid)
+            SELECT st.*, (st.simple AND r.uid IS NULL) AS single,
+                   (st.simple AND CASE WHEN r.uid IS NULL THEN NOT contains(st.rest, 'd_unsid') ELSE coalesce(p.plain, false) END) AS direct
+              FROM st LEFT JOIN repeated_uids r ON r.uid = st.uid LEFT JOIN plain p ON p.uid = st.uid"""
+        )
 
 
 def first_odc_ns(con: duckdb.DuckDBPyConnection) -> int:
@@ -170,7 +186,7 @@ def first_odc_ns(con: duckdb.DuckDBPyConnection) -> int:
 
 
 # Simple lines (the bulk of a d_sid file): nothing but well-formed d_sid/d_unsid items.
-SIMPLE_LINE_RE = r"d_(?:un)?sid=[0-9]{1,9}(?:,d_(?:un)?sid=[0-9]{1,9})*"
+SIMPLE_LINE_RE = r"d_(?:un)?sid=[0-9]{1,9}(?:, *d_(?:un)?sid=[0-9]{1,9})*"  # spaces only after commas
 # Trait status codes of the lookup list: 0 unknown, 1 valid, 2 failed validation (§3.9).
 _LUT_MAX_SPAN = 1_000_000
 
@@ -209,13 +225,14 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
     ns = "ns" if plan.odc else ("0" if plan.id_kind == ID_PLATFORM_UUID else str(int(plan.file_dpid)))
     # Status per item: 1 valid, 2 failed validation, 0 unknown trait, 3 removal ignored (.overwrite).
     directives = f"""
-        SELECT file_idx, line_no, {ns} AS ns, uid AS pid, sids, adds,
+        SELECT file_idx, line_no, {ns} AS ns, uid AS pid, single, direct, sids, adds,
                list_transform(sids, lambda s, i: CASE WHEN NOT adds[i] AND {overwrite} THEN 3::UTINYINT
                     WHEN s BETWEEN l.lo AND l.hi THEN l.status[s - l.lo + 1] ELSE 0::UTINYINT END) AS status
-          FROM (SELECT file_idx, line_no, ns, uid,
+          FROM (SELECT file_idx, line_no, ns, uid, single, direct,
                        list_transform(items, lambda x: CAST(CASE WHEN x[3] = 's' THEN x[7:] ELSE x[9:] END AS INTEGER)) AS sids,
                        list_transform(items, lambda x: x[3] = 's') AS adds
-                  FROM (SELECT file_idx, line_no, ns, uid, string_split(rest, ',') AS items FROM st WHERE simple)),
+                  FROM (SELECT file_idx, line_no, ns, uid, single, direct, string_split(replace(rest, ' ', ''), ',') AS items
+                          FROM st WHERE simple)),
                trait_lut l"""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE simple_result AS
@@ -230,13 +247,20 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
                ns, pid, n_items, n_items - n_used AS n_unused, n_realized, n_failed
           FROM c"""
     )
-    # Valid directives occur only on stored lines (a valid add realizes, a valid removal counts).
+    # Direct lines' valid adds are their profile's final adds (``direct_adds``), no ordering
+    # needed; every other simple line's valid directives become ops. Valid directives
+    # occur only on stored lines.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW direct_adds AS
+        SELECT ns, pid, single, unnest(list_distinct(list_filter(sids, lambda s, i: adds[i] AND status[i] = 1))) AS sid
+          FROM ({directives}) WHERE direct"""
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW simple_ops AS
         SELECT file_idx, line_no, pos, sid, CASE WHEN is_add THEN 'add' ELSE 'remove' END AS op, ns, pid FROM (
             SELECT file_idx, line_no, ns, pid, generate_subscripts(sids, 1) AS pos, unnest(sids) AS sid,
                    unnest(adds) AS is_add, unnest(status) AS status
-              FROM ({directives}))
+              FROM ({directives}) WHERE NOT direct)
          WHERE status = 1"""
     )
 
