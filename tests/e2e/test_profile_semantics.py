@@ -118,3 +118,15 @@ def test_beta_never_reaches_production(onramp, drop):
     assert onramp("ingest", "--env", "beta", "--json", str(f)).json()[0]["environment"] == "beta"
     assert traits(onramp, "22:b1") == set()
     assert onramp("profile", "--env", "beta", "--json", "22:b1").json()["traits"][0]["sid"] == 1
+
+
+def test_total_devices_counts_each_device_once_per_receipt(onramp, drop):
+    """Two logical files of one data source share a receipt: a device in both counts once."""
+    onramp.apply(TAXONOMY)
+    a, b = "1" * 38, "2" * 38
+    first = write(drop, "ftp_dpm_23_1700000000.sync", [f"{a}\td_sid=11", f"{b}\td_sid=11", f"{a}\td_sid=11"])
+    second = write(drop, "ftp_dpm_23_1700000001.sync", [f"{a}\td_sid=11"])
+    (both,) = onramp("ingest", "--json", str(first), str(second)).json()
+    assert both["stored_records"] == 4 and both["total_devices"] == 2
+    (alone,) = onramp("ingest", "--json", str(write(drop, "ftp_dpm_23_1700000002.sync", [f"{a}\td_sid=11", f"{a}\td_sid=11"]))).json()
+    assert alone["stored_records"] == 2 and alone["total_devices"] == 1

@@ -119,9 +119,13 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan, fast: boo
     cap = int(plan.max_lines_per_user)
     # §3.6/D-33: first `cap` structurally valid lines per user win, in split then line order.
     # Only users over the cap pay for the window function.
-    # Users with more than one line: also tells the simple-line path which profiles are
-    # touched by one line only, whose adds need no ordering across lines.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE repeated_uids AS SELECT uid, count(*) AS n FROM cls WHERE code IS NULL GROUP BY uid HAVING count(*) > 1")
+    # Users with more than one line. For the simple-line path also whether all their lines
+    # are plain (simple, no removal), so that their adds need no ordering across lines.
+    plain = f"bool_and(regexp_full_match(rest, {lit(SIMPLE_LINE_RE)}) AND NOT contains(rest, 'd_unsid'))" if fast else "false"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE repeated_uids AS
+        SELECT uid, count(*) AS n, {plain} AS plain FROM cls WHERE code IS NULL GROUP BY uid HAVING count(*) > 1"""
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE discarded AS
         SELECT file_idx, line_no FROM (
@@ -154,26 +158,20 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan, fast: boo
     else:  # the usual case: no user over the cap, no join
         source = "SELECT c.*, {ns} AS ns, false AS is_discarded FROM cls c"
     simple = f"regexp_full_match(rest, {lit(SIMPLE_LINE_RE)})" if fast else "false"
+    # ``direct``: a simple line whose profile has no removal on any line of the chunk, so its
+    # valid adds are final adds with no ordering; ``single``: and no other line.
+    repeated = "LEFT JOIN repeated_uids r ON r.uid = k.uid" if fast else "LEFT JOIN (SELECT NULL AS uid, NULL AS plain) r ON false"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE st AS
         WITH c AS ({source.format(ns=ns_col)}), k AS (
             SELECT file_idx, line_no, uid, rest, ns,
                    CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
-              FROM c)
-        SELECT *, (code IS NULL AND {simple}) AS simple FROM k"""
+              FROM c), s AS (
+            SELECT k.*, (k.code IS NULL AND {simple}) AS simple, r.uid IS NULL AS alone, r.plain FROM k {repeated})
+        SELECT file_idx, line_no, uid, rest, ns, code, simple, simple AND alone AS single,
+               simple AND CASE WHEN alone THEN NOT contains(rest, 'd_unsid') ELSE plain END AS direct
+          FROM s"""
     )
-    if fast:
-        # ``direct``: a simple line whose profile has no removal on any line of the chunk, so
-        # its valid adds are final adds with no ordering; ``single``: and no other line.
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE st AS
-            WITH plain AS (
-                SELECT uid, bool_and(simple AND NOT contains(rest, 'd_unsid')) AS plain FROM st
-                 WHERE code IS NULL AND uid IN (SELECT uid FROM repeated_uids) GROUP BY uid)
-            SELECT st.*, (st.simple AND r.uid IS NULL) AS single,
-                   (st.simple AND CASE WHEN r.uid IS NULL THEN NOT contains(st.rest, 'd_unsid') ELSE coalesce(p.plain, false) END) AS direct
-              FROM st LEFT JOIN repeated_uids r ON r.uid = st.uid LEFT JOIN plain p ON p.uid = st.uid"""
-        )
 
 
 def first_odc_ns(con: duckdb.DuckDBPyConnection) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +102,7 @@ class _Job:
         self.rulebooks: dict[int, Rulebook] = {}
         self.scratch = Path(settings.data_dir) / "tmp"
         self._keyring = None
+        self._shared_receipts: set[tuple] = set()
 
     # -- orchestration ---------------------------------------------------------------
     def run(self, paths: list[Path], *, partner: int | None, reprocess: bool, uris: dict[Path, str]) -> JobResult:
@@ -126,7 +127,11 @@ class _Job:
             receipts = {key: self._new_receipt(key) for key in groups}
             reject_rows.create_table(con)
             con.execute("CREATE OR REPLACE TEMP TABLE stored_devices (rkey VARCHAR, ns INTEGER, pid VARCHAR)")
-            for logical in self._logical_files(sorted(cands, key=lambda c: c.order_key())):
+            logical_files = self._logical_files(sorted(cands, key=lambda c: c.order_key()))
+            # Total devices of a receipt with one logical file is a sum over its chunks (they
+            # never share a profile); across several files it needs one DISTINCT at the end.
+            self._shared_receipts = {k for k, n in Counter(lf[0].group_key() for lf in logical_files).items() if n > 1}
+            for logical in logical_files:
                 receipt = receipts[logical[0].group_key()]
                 if logical[0].is_sync:
                     self._process_sync(logical, receipt)
@@ -137,9 +142,10 @@ class _Job:
             for key, receipt in receipts.items():
                 receipt.job_end = end
                 if receipt.kind == "data":
-                    receipt.counters["total_devices"] = con.execute(
-                        "SELECT count(*) FROM (SELECT DISTINCT ns, pid FROM stored_devices WHERE rkey = ?)", [receipt.receipt_id]
-                    ).fetchone()[0]
+                    if key in self._shared_receipts:  # otherwise summed per chunk
+                        receipt.counters["total_devices"] = con.execute(
+                            "SELECT count(*) FROM (SELECT DISTINCT ns, pid FROM stored_devices WHERE rkey = ?)", [receipt.receipt_id]
+                        ).fetchone()[0]
                     check_identity(receipt.counters)
                 out.append(receipt)
             problems = reject_rows.problems(con) if self.dry_run else []
@@ -273,11 +279,11 @@ class _Job:
                 non_blank[idx] += n
             changes.stage()
             add_counters(receipt.counters, _data_counters(self.con))
-            self.con.execute(
-                f"""INSERT INTO stored_devices SELECT DISTINCT ?, ns, pid FROM line_result
-                     WHERE code = 'stored' AND ns IN {DEVICE_NAMESPACES}""",
-                [receipt.receipt_id],
-            )
+            devices = f"SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored' AND ns IN {DEVICE_NAMESPACES}"
+            if parts[0].group_key() in self._shared_receipts:
+                self.con.execute(f"INSERT INTO stored_devices SELECT ?, ns, pid FROM ({devices})", [receipt.receipt_id])
+            else:
+                receipt.counters["total_devices"] += self.con.execute(f"SELECT count(*) FROM ({devices})").fetchone()[0]
             reject_rows.collect_data(self.con, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
         receipt.counters["total_removed_traits"] += changes.commit()
         self.con.execute("DROP TABLE IF EXISTS raw_all")
