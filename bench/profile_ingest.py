@@ -4,8 +4,9 @@
     .venv/bin/python bench/profile_ingest.py /tmp/p bench/data/ftp_dpm_21_<ts>.sync.gz
 
 Wraps the job's DuckDB connection so each ``execute`` is timed, runs the files as one job
-(``--reprocess``, so a data directory can be reused), and prints the total and the 25
-costliest statements (first 90 characters of each).
+(``--reprocess``, so a data directory can be reused), and prints the total, the 25
+costliest statements (first 90 characters of each) and the statements during which the
+process's peak RSS grew.
 """
 
 from __future__ import annotations
@@ -20,14 +21,27 @@ from onramp.settings import load_settings
 from onramp.store.db import connect
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far (VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class TimedConnection:
     def __init__(self, con, totals: collections.Counter):
         self._con, self._totals = con, totals
+        self.peak_growth: list[tuple[float, str]] = []  # (new peak MB, statement) when the peak grew
 
     def execute(self, sql, *args):
-        start = time.perf_counter()
+        start, before = time.perf_counter(), peak_rss_mb()
         result = self._con.execute(sql, *args)
-        self._totals[" ".join(sql.split())[:90]] += time.perf_counter() - start
+        key = " ".join(sql.split())[:90]
+        self._totals[key] += time.perf_counter() - start
+        after = peak_rss_mb()
+        if after > before + 50:
+            self.peak_growth.append((after, key))
         return result
 
     def __getattr__(self, name):
@@ -46,6 +60,9 @@ def main(argv: list[str]) -> int:
     print(f"total {time.perf_counter() - start:.2f} s")
     for statement, seconds in totals.most_common(25):
         print(f"{seconds:7.2f} {statement}")
+    print(f"peak RSS {peak_rss_mb():.0f} MB; statements that raised it by > 50 MB:")
+    for peak, statement in con.peak_growth:
+        print(f"{peak:7.0f} MB {statement}")
     return 0
 
 

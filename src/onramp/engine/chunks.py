@@ -8,7 +8,7 @@ the ID resolves to — and each chunk runs the whole plan on its own, with the s
 result as one pass over the file. Only the ODC rule "every row has the type of the
 file's first valid row" looks across profiles; that type is found before chunking.
 
-Input: temp table ``raw_all(file_idx, line_no, line, too_long, uid_hash)``. Each chunk is exposed
+Input: ``raw_all(file_idx, line_no, line, too_long, uid_hash)`` (a view over the spooled parts). Each chunk is exposed
 as ``raw_lines``, the table the plan reads.
 """
 
@@ -35,7 +35,7 @@ def uid_sql(odc: bool, line: str = "line") -> str:
 
 
 def uid_hash_sql(odc: bool) -> str:
-    """Column ``uid_hash`` of ``raw_all``, computed while loading: which chunk a line goes to."""
+    """Column ``uid_hash`` of ``raw_all``: which chunk a line goes to."""
     return f"coalesce(hash({uid_sql(odc)}), 0)"
 
 
@@ -67,8 +67,8 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
     """Fill the temp table ``raw_lines`` with each chunk in turn; yields the chunk number.
 
     With more than one chunk, ``raw_all`` is written once to Parquet files partitioned by
-    chunk under ``scratch`` and dropped, so each chunk reads only its own lines: filtering
-    ``raw_all`` per chunk would read the whole (spilled) file once per chunk.
+    chunk under ``scratch``, so each chunk reads only its own lines: filtering ``raw_all``
+    per chunk would read the whole file once per chunk.
     """
     by_device = plan.id_kind == ID_DEVICE_LEVEL and not plan.odc
     con.execute("DROP TABLE IF EXISTS raw_lines")  # left by an ID-sync file earlier in the job
@@ -89,7 +89,6 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
     parts = scratch / f"chunks-{uuid.uuid4().hex}"
     try:
         con.execute(f"COPY ({body}) TO {lit(str(parts))} (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION uncompressed)")
-        con.execute("DROP TABLE raw_all")
         for k in range(chunks):
             files = parts / f"chunk={k}"
             if files.is_dir():

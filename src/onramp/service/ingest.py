@@ -9,25 +9,28 @@ leaves no trace; after it, the ledger makes re-ingesting the same file a no-op.
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from onramp.engine import chunks
 from onramp.engine.apply import ProfileChanges
 from onramp.engine.data_plan import DataPlan, classify
 from onramp.engine.rulebook import Rulebook, build_rulebook
-from onramp.engine.sqltext import DEVICE_NAMESPACES
+from onramp.engine.sqltext import DEVICE_NAMESPACES, lit
 from onramp.engine.sync_plan import apply_links, classify_sync
 from onramp.errors import FileRejected
 from onramp.formats.names import DataFileName, SyncFileName
 from onramp.formats.receipt import FileEntry, Receipt, add_counters, check_identity, empty_counters, render_text
 from onramp.intake.containers import open_content, sha256_file
-from onramp.intake.reader import iter_line_batches
+from onramp.intake.reader import LINE_SCHEMA, iter_line_batches
 from onramp.service import notify, reject_files
 from onramp.service import rejects as reject_rows
 from onramp.service.admission import Candidate, SourceInfo, TaxonomySnapshot, admit
@@ -197,38 +200,69 @@ class _Job:
             c.hint = "this exact file was rejected before; fix it and send a new version, or run again with --reprocess"
 
     # -- loading ---------------------------------------------------------------------------
-    def _load_parts(self, parts: list[Candidate], table: str = "raw_lines", key_sql: str | None = None) -> dict[int, Candidate]:
-        """Stream every live part into ``table``; parts failing container checks are rejected.
-
-        ``key_sql`` (an expression over ``line``) is stored as column ``uid_hash``, computed
-        once here rather than on every pass over the lines (engine/chunks.py).
-        """
+    def _load_parts(self, parts: list[Candidate], table: str = "raw_lines") -> dict[int, Candidate]:
+        """Stream every live part into ``table``; parts failing container checks are rejected."""
         con = self.con
-        extra = ", uid_hash UBIGINT" if key_sql else ""
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN{extra})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN)")
         live: dict[int, Candidate] = {}
         for idx, c in enumerate(parts):
             if c.rejected or c.duplicate:
                 continue
             try:
-                self._load_one(idx, c, table, key_sql)
+                self._load_one(idx, c, table)
                 live[idx] = c
             except FileRejected as exc:
                 c.rejected, c.hint = exc.message, exc.hint
                 con.execute(f"DELETE FROM {table} WHERE file_idx = ?", [idx])
         return live
 
-    def _load_one(self, idx: int, c: Candidate, table: str, key_sql: str | None) -> None:
+    def _load_one(self, idx: int, c: Candidate, table: str) -> None:
+        for batch in self._line_batches(c):
+            self.con.register("_batch", batch)
+            try:
+                self.con.execute(f"INSERT INTO {table} SELECT {idx}, line_no, line, too_long FROM _batch")
+            finally:
+                self.con.unregister("_batch")
+
+    def _spool_parts(self, parts: list[Candidate], key_sql: str) -> dict[int, Candidate]:
+        """Stream every live part of a data file to Parquet; the view ``raw_all`` reads them.
+
+        Spooling keeps the lines out of the job's transaction: rows inserted into a table
+        inside it stay in transaction-local memory that the DuckDB memory limit does not
+        cover (1.1 GB beyond the limit for a 780 MB file). ``key_sql`` (over ``line``) is
+        exposed as column ``uid_hash`` (engine/chunks.py). Parts failing container checks
+        are rejected.
+        """
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([("file_idx", pa.int32()), *LINE_SCHEMA])
+        spool = self.scratch / f"spool-{self.job_id}"
+        spool.mkdir(parents=True, exist_ok=True)
+        live: dict[int, Candidate] = {}
+        for idx, c in enumerate(parts):
+            if c.rejected or c.duplicate:
+                continue
+            path = spool / f"part-{idx}.parquet"
+            try:
+                with pq.ParquetWriter(path, schema, compression="none") as out:
+                    for batch in self._line_batches(c):
+                        file_idx = pa.array(np.full(batch.num_rows, idx, dtype=np.int32))
+                        out.write_batch(pa.RecordBatch.from_arrays([file_idx, *batch.columns], schema=schema))
+                live[idx] = c
+            except FileRejected as exc:
+                c.rejected, c.hint = exc.message, exc.hint
+                path.unlink(missing_ok=True)
+        files = ", ".join(lit(str(spool / f"part-{idx}.parquet")) for idx in live)
+        source = f"read_parquet([{files}])" if live else "(SELECT NULL::INTEGER AS file_idx, NULL::BIGINT AS line_no, NULL::BLOB AS line, NULL::BOOLEAN AS too_long WHERE false)"
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW raw_all AS SELECT file_idx, line_no, line, too_long, {key_sql} AS uid_hash FROM {source}")
+        return live
+
+    def _line_batches(self, c: Candidate) -> Iterator[pa.RecordBatch]:
         suffix = c.name.suffix if c.name is not None else None
         lines = 0
-        key = f", {key_sql}" if key_sql else ""
         with open_content(c.path, suffix, limits=self.s.inbound, keyring=self._keyring_for(suffix), scratch_dir=self.scratch) as stream:
             for batch in iter_line_batches(stream, max_line_bytes=self.s.inbound.max_line_bytes):
-                self.con.register("_batch", batch)
-                try:
-                    self.con.execute(f"INSERT INTO {table} SELECT {idx}, line_no, line, too_long{key} FROM _batch")
-                finally:
-                    self.con.unregister("_batch")
+                yield batch
                 lines += batch.num_rows
                 if self.progress:
                     self.progress(c.path.name, lines, c.size)
@@ -255,7 +289,13 @@ class _Job:
     def _process_data(self, parts: list[Candidate], receipt: Receipt) -> None:
         self._list_files(parts, receipt)
         odc = bool(getattr(parts[0].name, "odc", False))  # no name: rejected, nothing is loaded
-        live = self._load_parts(parts, "raw_all", key_sql=chunks.uid_hash_sql(odc))
+        try:
+            self._process_spooled(parts, receipt, self._spool_parts(parts, chunks.uid_hash_sql(odc)))
+        finally:
+            self.con.execute("DROP VIEW IF EXISTS raw_all")
+            shutil.rmtree(self.scratch / f"spool-{self.job_id}", ignore_errors=True)
+
+    def _process_spooled(self, parts: list[Candidate], receipt: Receipt, live: dict[int, Candidate]) -> None:
         if not live:
             return self._finish_listing(parts, receipt)
         name: DataFileName = parts[0].name  # type: ignore[assignment]
@@ -286,7 +326,6 @@ class _Job:
                 receipt.counters["total_devices"] += self.con.execute(f"SELECT count(*) FROM ({devices})").fetchone()[0]
             reject_rows.collect_data(self.con, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
         receipt.counters["total_removed_traits"] += changes.commit()
-        self.con.execute("DROP TABLE IF EXISTS raw_all")
         # §3.3 check 6, over all chunks: a part without a non-blank line is an empty file
         # (it had no lines, so it changed nothing and has no reject rows).
         for idx, c in live.items():
