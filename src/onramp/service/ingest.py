@@ -112,6 +112,7 @@ class _Job:
         con = self.con
         if not self.dry_run:
             reject_files.recover(self.s.data_dir, con)
+        _remove_stale_scratch(self.scratch)
         con.execute("BEGIN TRANSACTION")
         try:
             if not self.dry_run:
@@ -399,6 +400,19 @@ class _Job:
         # Same transaction as the receipts: a committed receipt always has its mail queued (§6.1).
         notify.enqueue_receipts(con, self.s, receipts, now=now)
 
+
+
+def _remove_stale_scratch(scratch: Path, older_than_seconds: float = 3600) -> None:
+    """Spooled lines and chunk files left by a job that crashed (jobs never run in parallel
+    on one store, and none lasts an hour on the files this is for)."""
+    import time
+
+    if not scratch.is_dir():
+        return
+    cutoff = time.time() - older_than_seconds
+    for entry in scratch.iterdir():
+        if entry.is_dir() and entry.name.startswith(("spool-", "chunks-")) and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _data_counters(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
