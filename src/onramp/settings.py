@@ -94,6 +94,7 @@ class FtpSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the FTP server listens on.")
     port: int = Field(2121, description="FTP port (0 = any free port).")
     passive_ports: str = Field("", description="Passive port range `LOW-HIGH`; empty = any.")
+    masquerade_address: str = Field("", description="Public IPv4 address announced in passive-mode replies, for a server behind NAT or a load balancer; empty = the address the client connected to.")
     certfile: Path | None = Field(None, description="PEM certificate+key: FTPS (explicit TLS) when set.")
     tls_required: bool = Field(True, description="With `certfile`: refuse logins and transfers without TLS.")
     beta_port: int | None = Field(None, description="FTP port of the beta environment's server (§9.1); unset = no beta FTP server.")

@@ -260,3 +260,64 @@ def test_ftp_and_sftp_uploads_are_copied_into_the_s3_zone(seaweed, bucket, tmp_p
     assert {o.key for o in objs.values()} == {f"base/acme/{DAY}/{NAME}", f"base/acme/{DAY}/ftp_dpm_21_1234567891.sync"}
     assert z.fetch(objs[NAME], tmp_path / "work").read_bytes() == payload
     assert [p for p in homes.rglob("*") if p.is_file()] == []
+
+
+API_TAXONOMY = """
+partners:
+  - {pid: 7, name: acme}
+data_sources:
+  - {dpid: 21, owner: 7, name: crm, id_type: cross_device, inbound_id_type: customer_id}
+traits:
+  - {sid: 101, name: a, data_source: 21, type: onboarded}
+"""
+
+
+def test_api_reprocesses_an_s3_upload_the_service_archived(seaweed, bucket, tmp_path: Path):
+    """POST /api/v1/files/reprocess fetches an S3 upload from processed/ and checks it is
+    the same file version (SHA-256) before running the job again."""
+    import httpx
+
+    from onramp.server.app import create_app
+    from onramp.service.api_tokens import admin_token
+    from onramp.service.ingest import run_job
+    from onramp.store.db import connect
+    from onramp.taxonomy.apply import apply_taxonomy
+    from onramp.taxonomy.load import load_taxonomy
+    from onramp.testing.uvicorn_thread import serve_in_thread
+    from tests.support.seaweed import admin_identity
+
+    ident = admin_identity()
+    settings = Settings(data_dir=tmp_path / "data", dropzone={
+        "kind": "s3", "s3_endpoint": seaweed.endpoint, "s3_bucket": bucket,
+        "s3_access_key": ident.key, "s3_secret_key": ident.secret})
+    con = connect(settings)
+    try:
+        apply_taxonomy(con, load_taxonomy(API_TAXONOMY)[0])
+    finally:
+        con.close()
+    key, body = f"acme/{DAY}/ftp_dpm_21_1700000000.sync", b"u1\td_sid=101\n"
+    fetched = tmp_path / "ftp_dpm_21_1700000000.sync"
+    fetched.write_bytes(body)
+    uri = f"s3://{bucket}/{key}"
+    run_job(settings, [fetched], uris={fetched: uri})  # as the service does after fetching
+    fetched.unlink()
+    admin = seaweed.client()
+    put(admin, bucket, f"processed/{key}", body)  # where the service archived it
+
+    headers = {"Authorization": f"Bearer {admin_token(settings)[0]}"}
+    with serve_in_thread(create_app(settings)) as base:
+        def reprocess() -> httpx.Response:
+            return httpx.post(f"{base}/api/v1/files/reprocess", json={"name": fetched.name}, headers=headers, timeout=60)
+
+        r = reprocess()
+        assert r.status_code == 200, r.text
+        (receipt,) = r.json()["receipts"]
+        entry = receipt["files"][0]
+        assert (entry["uri"], entry["duplicate"], entry["status"], receipt["stored_records"]) == (uri, False, "accepted", 1)
+        put(admin, bucket, f"processed/{key}", b"u1\td_sid=102\n")
+        changed = reprocess()
+        assert changed.status_code == 409 and "changed" in changed.json()["detail"]["message"]
+        admin.delete_object(Bucket=bucket, Key=f"processed/{key}")
+        gone = reprocess()
+        assert gone.status_code == 409 and "no longer" in gone.json()["detail"]["message"]
+    assert not list((tmp_path / "data" / "tmp").glob("reprocess-*")), "downloads are cleaned up"

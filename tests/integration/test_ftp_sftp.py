@@ -207,6 +207,21 @@ def test_ftps_requires_tls_when_a_certificate_is_configured(tmp_path, zone_root,
     assert_stopped(handle.port, "onramp-ftp")
 
 
+def test_passive_replies_announce_the_masquerade_address_and_port_range(tmp_path, zone_root, accounts):
+    """Behind NAT, clients must be told the public address and the opened port range."""
+    settings = Settings(data_dir=tmp_path / "data", ftp={"host": "127.0.0.1", "port": 0, "passive_ports": "61000-61009",
+                                                         "masquerade_address": "198.51.100.7"})
+    with start_ftp_server(settings, zone_root, accounts, clock=lambda: NOW) as handle:
+        ftp = ftp_login(handle.port)
+        try:
+            reply = ftp.sendcmd("PASV")
+        finally:
+            ftp.close()
+    numbers = [int(n) for n in reply[reply.index("(") + 1:reply.index(")")].split(",")]
+    assert reply.startswith("227") and numbers[:4] == [198, 51, 100, 7], reply
+    assert 61000 <= numbers[4] * 256 + numbers[5] <= 61009, reply
+
+
 def test_accounts_come_from_settings_and_bad_logins_are_refused(tmp_path, zone_root):
     settings = Settings(data_dir=tmp_path, ftp={"accounts": {"acme": "pw"}, "sftp_authorized_keys": {"globex": ["ssh-ed25519 AAAA"]}})
     accounts = accounts_from_settings(settings.ftp)

@@ -1,8 +1,9 @@
 """`onramp serve` end to end, as a real process (issue #3, SPEC §3.1, §3.10, §6.1, §9.1).
 
 Partners deliver the ways they do — a file already waiting when the service starts, FTP
-and SFTP uploads, a file in the beta zone — and get their receipts back next to their
-uploads, over FTP too. Beta data never reaches production profiles. SIGTERM stops it.
+and SFTP uploads, an FTP upload to the beta environment's own server — and get their
+receipts back next to their uploads, over FTP too. Beta data never reaches production
+profiles. SIGTERM stops it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ traits:
 PROD_UUID = "12345678901234567890123456789012345678"
 BETA_UUID = "99999999999999999999999999999999999999"
 ENV = {"ONRAMP_INBOUND__SETTLE_SECONDS": "1", "ONRAMP_FTP__ACCOUNTS": '{"acme": "s3cret"}',
-       "ONRAMP_FTP__SFTP_ENABLED": "true", "ONRAMP_FTP__SFTP_PORT": "0"}
+       "ONRAMP_FTP__SFTP_ENABLED": "true", "ONRAMP_FTP__SFTP_PORT": "0", "ONRAMP_FTP__BETA_PORT": "0"}
 
 
 def data_dir(tmp_path: Path) -> Path:
@@ -100,15 +101,14 @@ def test_partners_deliver_and_get_receipts_back_and_beta_stays_apart(tmp_path: P
 
     with ServeProcess(d, env=ENV) as serve:
         serve.wait_ready()
-        assert set(serve.ftp_ports) == {"prod"}
+        assert set(serve.ftp_ports) == {"prod", "beta"}
         with urllib.request.urlopen(f"{serve.http_url}/healthz", timeout=10) as resp:
             assert resp.status == 200
 
         assert set(serve.sftp_ports) == {"prod"}
         ftp_upload(serve.ftp_ports["prod"], "ftp_dpm_21_1700000001.sync", f"{PROD_UUID}\t1\nbad line\n".encode())
-        beta = zones / "beta" / "acme" / "date=2026-11-22" / "ftp_dpm_21_1700000002.sync"
-        beta.parent.mkdir(parents=True)
-        beta.write_bytes(f"{BETA_UUID}\t1\n".encode())
+        # The beta environment has its own FTP server and drop zone (§9.1).
+        ftp_upload(serve.ftp_ports["beta"], "ftp_dpm_21_1700000002.sync", f"{BETA_UUID}\t1\n".encode())
         sftp_upload(serve.sftp_ports["prod"], "ftp_dpm_21_1700000003.sync", f"{PROD_UUID}\t1\n".encode())
 
         wait_for([zones / "prod" / "processed" / "acme" / "date=2026-11-22" / waiting.name], serve)
@@ -125,7 +125,8 @@ def test_partners_deliver_and_get_receipts_back_and_beta_stays_apart(tmp_path: P
         r1 = json.loads(ftp_read(serve.ftp_ports["prod"], f"{day}/ftp_dpm_21_1700000001.sync.receipt.json"))
         assert (r1["records_received"], r1["format_errors"], r1["stored_records"]) == (2, 1, 1)
         assert ftp_read(serve.ftp_ports["prod"], f"{day}/ftp_dpm_21_1700000001.sync.rejects.tsv.gz")[:2] == b"\x1f\x8b"
-        r2 = json.loads(beta.with_name(beta.name + ".receipt.json").read_text())
+        (beta_receipt,) = list((zones / "beta" / "acme").glob("date=*/ftp_dpm_21_1700000002.sync.receipt.json"))
+        r2 = json.loads(beta_receipt.read_text())
         assert (r2["environment"], r2["stored_records"]) == ("beta", 1)
         r3 = json.loads((ftp_receipt.parent / "ftp_dpm_21_1700000003.sync.receipt.json").read_text())
         assert r3["files"][0]["status"] == "accepted"  # the SFTP upload took the same path

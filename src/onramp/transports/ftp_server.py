@@ -134,6 +134,7 @@ def _handler_class(ftp: FtpSettings, authorizer: _Authorizer, placer: UploadPlac
         "banner": "Onramp partner file drop: upload in binary mode (TYPE I).",
         "permit_foreign_addresses": False,
         "passive_ports": _passive_ports(ftp.passive_ports),
+        "masquerade_address": ftp.masquerade_address or None,
     }
     if tls:
         if not Path(ftp.certfile).is_file():  # type: ignore[arg-type]

@@ -184,6 +184,23 @@ class S3DropZone:
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         return doomed
 
+    def download_handled(self, key: str, dest_dir: Path) -> list[Path]:
+        """Copies of the upload at ``key`` — still there, or archived under processed/ or
+        rejected/ — downloaded into ``dest_dir`` (one subdirectory each), for reprocessing."""
+        rel = key[len(self.prefix):] if key.startswith(self.prefix) else key
+        found = []
+        for n, candidate in enumerate([key, *(self.prefix + archive_key(o, rel) for o in ARCHIVES)]):
+            dest = Path(dest_dir) / str(n) / Path(key).name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.client.download_file(self.bucket, candidate, str(dest))
+            except ClientError as exc:
+                if _code(exc) in _MISSING:
+                    continue
+                raise
+            found.append(dest)
+        return found
+
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -22,6 +23,7 @@ from onramp.server.api.models import (
 from onramp.server.api.tenancy import receipt_scope
 from onramp.server.metrics import record_job
 from onramp.service.ingest import run_job
+from onramp.settings import Settings
 from onramp.transports.layout import ARCHIVES, archive_key
 
 router = APIRouter(tags=["files"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
@@ -72,12 +74,18 @@ def candidates(path: Path) -> list[Path]:
     return found
 
 
-def _locate(uri: str, sha256: str, name: str) -> Path:
-    path = local_path(uri)
-    if path is None:
-        raise ApiError(409, f"only local files can be reprocessed here, not {urlparse(uri).scheme}:// ones",
-                       "copy the file locally and run `onramp ingest --reprocess FILE`")
-    present = [p for p in candidates(path) if p.is_file()]
+def _locate(uri: str, sha256: str, name: str, *, settings: Settings, env: str, scratch: Path) -> Path:
+    """The file version behind ledger URI ``uri``: a local path, or an S3 object (still in
+    the drop zone or archived) downloaded into ``scratch``."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        present = _download(parsed.netloc, parsed.path.lstrip("/"), name, settings=settings, env=env, scratch=scratch)
+    else:
+        path = local_path(uri)
+        if path is None:
+            raise ApiError(409, f"only local and s3:// files can be reprocessed here, not {parsed.scheme}:// ones",
+                           "copy the file locally and run `onramp ingest --reprocess FILE`")
+        present = [p for p in candidates(path) if p.is_file()]
     if not present:
         raise ApiError(409, f"{name} is no longer at {uri} nor in processed/ or rejected/",
                        "restore it there or run `onramp ingest --reprocess FILE`")
@@ -88,12 +96,26 @@ def _locate(uri: str, sha256: str, name: str) -> Path:
     raise ApiError(409, f"{name} has changed since it was processed", "drop it again as a new file version")
 
 
+def _download(bucket: str, key: str, name: str, *, settings: Settings, env: str, scratch: Path) -> list[Path]:
+    from onramp.transports.s3 import S3DropZone
+
+    if settings.dropzone.kind != "s3":
+        raise ApiError(409, f"{name} came from S3 but this service's drop zone is {settings.dropzone.kind!r}",
+                       "reprocess it where dropzone.kind = 's3', or copy it locally and run `onramp ingest --reprocess FILE`")
+    zone = S3DropZone.from_settings(settings, env, {})
+    if zone.bucket != bucket:
+        raise ApiError(409, f"{name} is in bucket {bucket!r}, not in the {env} drop zone's bucket {zone.bucket!r}",
+                       "copy it locally and run `onramp ingest --reprocess FILE`")
+    return zone.download_handled(key, scratch)
+
+
 @router.post(
     "/files/reprocess",
     response_model=ReprocessResult,
     summary="Process a file version again (admin)",
-    description="Runs a job now, as `onramp ingest --reprocess` would, for a local file still at its ledger "
-    "location or archived by the service under `processed/` or `rejected/`.",
+    description="Runs a job now, as `onramp ingest --reprocess` would, for a file still at its ledger "
+    "location or archived by the service under `processed/` or `rejected/` — a local file, or an object "
+    "of this environment's S3 drop zone.",
     responses={400: {"model": BadRequestBody}, 404: {"model": NotFoundBody}, 409: {"model": ErrorBody}},
 )
 def reprocess(body: ReprocessRequest, request: Request, _: AdminUser,
@@ -108,9 +130,12 @@ def reprocess(body: ReprocessRequest, request: Request, _: AdminUser,
     if row is None:
         raise not_found(f"file {body.name!r} in {body.env}", "see GET /api/v1/files for ledger names and versions")
     uri, sha256, partner = row
-    path = _locate(uri, sha256, body.name)
-    started = time.monotonic()
-    result = run_job(settings_of(request), [path], partner=partner, env=body.env, reprocess=True,
-                     uris={path: uri}, con=session.con)
+    settings = settings_of(request)
+    scratch = Path(settings.data_dir) / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="reprocess-", dir=scratch) as tmp:
+        path = _locate(uri, sha256, body.name, settings=settings, env=body.env, scratch=Path(tmp))
+        started = time.monotonic()
+        result = run_job(settings, [path], partner=partner, env=body.env, reprocess=True, uris={path: uri}, con=session.con)
     record_job(body.env, result.receipts, time.monotonic() - started)
     return {"job_id": result.job_id, "receipts": [r.to_json() for r in result.receipts]}
