@@ -59,6 +59,7 @@ def _rules(owner: int) -> dict[int, str | None]:
         base + 3: 'product contains "tab"',  # not an equality rule: the engine's SQL-expression path
         base + 4: 'kind == "k"',  # a key with a 'k': U+212A KELVIN SIGN lower-cases to 'k' in Unicode
         base + 5: 'c_size >= 10 AND c_color == "red"',
+        base + 6: '(c_color == "red" AND kind == "k") OR ic == "10"',  # equality terms of two atoms and of one
     }
 
 
@@ -503,8 +504,10 @@ CUSTOMER = FILE_KINDS[0]
         ("u1\td_s\u0130d=x\n".encode(), CUSTOMER, 102_400),
         ("u1\t\u0130c=1\n".encode(), CUSTOMER, 102_400),
         ("u1\t\u212aind=k\n".encode(), CUSTOMER, 102_400),
+        # An equality term of two atoms holds only when both do; a one-atom term on its own.
+        (b"u1\tc_color=red\nu2\tkind=k,c_color=RED\nu3\tic=10.0\nu4\tkind=k\n", CUSTOMER, 102_400),
     ],
-    ids=["smoke", "blank-over-long", "cr-cr-lf", "dotted-I-directive", "dotted-I-ic", "kelvin-key"],
+    ids=["smoke", "blank-over-long", "cr-cr-lf", "dotted-I-directive", "dotted-I-ic", "kelvin-key", "two-atom-term"],
 )
 def test_pinned_lines(store, content, kind, max_line_bytes):
     check_file(store, content, kind, overwrite=False, max_line_bytes=max_line_bytes, name_ts=next(_stamps))

@@ -431,14 +431,20 @@ def _line_eval_with_rules(con: duckdb.DuckDBPyConnection) -> None:
 
 def _line_ops(con: duckdb.DuckDBPyConnection) -> None:
     # Trait changes in item order; a rule realization sits at its last contributing signal.
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE line_ops AS
-        SELECT file_idx, line_no, pos, sid, kind AS op FROM dirs WHERE status = 'valid'
-        UNION ALL
-        SELECT h.file_idx, h.line_no, coalesce(max(u.pos), 0) AS pos, h.sid, 'add' AS op
+    # Positions only order adds against removals: without a valid removal they are moot.
+    any_removal = con.execute("SELECT EXISTS (SELECT 1 FROM dirs WHERE kind = 'remove' AND status = 'valid')").fetchone()[0]
+    if any_removal:
+        rule_adds = """SELECT h.file_idx, h.line_no, coalesce(max(u.pos), 0) AS pos, h.sid, 'add' AS op
           FROM (SELECT DISTINCT file_idx, line_no, sid FROM rule_hits) h
           LEFT JOIN sig_used u ON u.file_idx = h.file_idx AND u.line_no = h.line_no AND u.sid = h.sid
          GROUP BY h.file_idx, h.line_no, h.sid"""
+    else:
+        rule_adds = "SELECT DISTINCT file_idx, line_no, 0 AS pos, sid, 'add' AS op FROM rule_hits"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE line_ops AS
+        SELECT file_idx, line_no, pos, sid, kind AS op FROM dirs WHERE status = 'valid'
+        UNION ALL
+        {rule_adds}"""
     )
 
 
@@ -447,15 +453,22 @@ def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
 
     con.execute("CREATE OR REPLACE TEMP TABLE sigs AS SELECT file_idx, line_no, pos, k, v FROM items WHERE kind = 'signal' AND NOT malformed")
     if book.eq_atoms:
-        # Equality rules are a join of (key, token) against the atom table, not a scan per rule.
-        con.execute(
-            f"""INSERT INTO rule_hits
-            SELECT s.file_idx, s.line_no, a.sid
-              FROM (SELECT file_idx, line_no, k, unnest({sql_eq_tokens('v')}) AS tok FROM sigs) s
-              JOIN eq_atoms a ON a.key = s.k AND a.token = s.tok
-             GROUP BY s.file_idx, s.line_no, a.sid, a.term
-            HAVING count(DISTINCT a.atom) = any_value(a.n_atoms)"""
-        )
+        # Equality rules are a join of (key, token) against the atom table, not a scan per
+        # rule. Only signals whose key occurs in an atom are tokenised; a term of one atom
+        # holds on any match, only terms of several atoms need counting.
+        matches = f"""(SELECT s.file_idx, s.line_no, a.sid, a.term, a.atom, a.n_atoms
+              FROM (SELECT file_idx, line_no, k, unnest({sql_eq_tokens('v')}) AS tok FROM sigs
+                     WHERE k IN (SELECT DISTINCT key FROM eq_atoms)) s
+              JOIN eq_atoms a ON a.key = s.k AND a.token = s.tok)"""
+        if any(n_atoms > 1 for _, _, _, n_atoms, _, _ in book.eq_atoms):
+            con.execute(
+                f"""INSERT INTO rule_hits
+                SELECT file_idx, line_no, sid FROM {matches} m
+                 GROUP BY file_idx, line_no, sid, term
+                HAVING count(DISTINCT atom) = any_value(n_atoms)"""
+            )
+        else:
+            con.execute(f"INSERT INTO rule_hits SELECT file_idx, line_no, sid FROM {matches} m")
     if book.complex_rules:
         _evaluate_pivot(con, book)
     con.execute("CREATE OR REPLACE TEMP TABLE rule_hits AS SELECT DISTINCT file_idx, line_no, sid FROM rule_hits")
