@@ -12,9 +12,14 @@ state before the file — which is what removal counts and `.overwrite` compare 
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
+
+from onramp.engine.sqltext import lit
 
 # §4.7 (D-45): a qualification expires at the UTC midnight starting day date(realized_at) + ttl + 1.
 EXPIRED = "(t.ttl_days > 0 AND $now >= date_trunc('day', r.realized_at) + to_days(t.ttl_days + 1))"
@@ -27,21 +32,30 @@ _UPSERT_ADDS = """
      WHEN MATCHED THEN UPDATE SET realized_at = $now
      WHEN NOT MATCHED THEN INSERT (env, ns, id, sid, realized_at) VALUES ($env, f.ns, f.pid, f.sid, $now)"""
 
-_KEY = "ns INTEGER, pid VARCHAR, sid INTEGER"
+_KEY = "ns::INTEGER AS ns, pid::VARCHAR AS pid, sid::INTEGER AS sid"
+_EMPTY = {
+    "file_adds": "SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::INTEGER AS sid WHERE false",
+    "file_removes": "SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::INTEGER AS sid, NULL::VARCHAR AS op WHERE false",
+    "file_first_removes": "SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::INTEGER AS sid WHERE false",
+    "file_users": "SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid WHERE false",
+}
 
 
 class ProfileChanges:
-    """The net trait changes of one logical file, staged per chunk and committed once."""
+    """The net trait changes of one logical file, staged per chunk and committed once.
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, env: str, now: datetime, overwrite: bool, owner_dpid: int):
+    Staged pieces are Parquet files under ``scratch``, not tables: rows written to a table
+    inside the job's transaction stay in memory the DuckDB limit cannot spill, and a big
+    file's changes outgrow it (ADR 0004). At commit they are read back through views.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, env: str, now: datetime, overwrite: bool, owner_dpid: int,
+                 scratch: Path):
         self.con, self.env, self.now, self.overwrite, self.owner = con, env, now, overwrite, owner_dpid
         self.removed_after_add = 0
-        con.execute(f"CREATE OR REPLACE TEMP TABLE file_adds ({_KEY})")
-        if overwrite:
-            con.execute("CREATE OR REPLACE TEMP TABLE file_users (ns INTEGER, pid VARCHAR)")
-        else:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE file_removes ({_KEY}, op VARCHAR)")
-            con.execute(f"CREATE OR REPLACE TEMP TABLE file_first_removes ({_KEY})")
+        self.dir = Path(scratch) / f"stage-{uuid.uuid4().hex}"
+        self.dir.mkdir(parents=True)
+        self._pieces = 0
 
     def stage(self) -> None:
         if self.overwrite:
@@ -51,10 +65,31 @@ class ProfileChanges:
 
     def commit(self) -> int:
         """Apply the staged changes; returns Total removed traits."""
-        removed = self._commit_overwrite() if self.overwrite else self._commit_sync()
-        for table in ("file_adds", "file_users", "file_removes", "file_first_removes"):
-            self.con.execute(f"DROP TABLE IF EXISTS {table}")
-        return removed
+        try:
+            for name, empty in _EMPTY.items():
+                files = sorted(self.dir.glob(f"{name}.*.parquet"))
+                source = f"SELECT * FROM read_parquet([{', '.join(lit(str(f)) for f in files)}])" if files else empty
+                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {source}")
+            removed = self._commit_overwrite() if self.overwrite else self._commit_sync()
+            for name in _EMPTY:
+                self.con.execute(f"DROP VIEW IF EXISTS {name}")
+            return removed
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _save(self, name: str, query: str) -> None:
+        self._pieces += 1
+        path = self.dir / f"{name}.{self._pieces}.parquet"
+        self.con.execute(f"COPY ({query}) TO {lit(str(path))} (FORMAT parquet)")
+
+    def _stage_direct_adds(self) -> None:
+        # A profile with one line has distinct adds already; only profiles with several
+        # lines need the (costly) DISTINCT. Their keys never occur in ``ops``.
+        self._save("file_adds", f"SELECT {_KEY} FROM direct_adds WHERE single")
+        self._save("file_adds", f"SELECT {_KEY} FROM (SELECT DISTINCT ns, pid, sid FROM direct_adds WHERE NOT single)")
 
     # -- .sync (§3.8.1): adds and removals in line and item order; the last operation wins --
     def _stage_sync(self) -> None:
@@ -71,7 +106,7 @@ class ProfileChanges:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE final_removes AS SELECT ns, pid, sid, arg_max(op, seq) AS op FROM removal_ops GROUP BY ns, pid, sid"
         )
-        con.execute("INSERT INTO file_removes SELECT ns, pid, sid, op FROM final_removes")
+        self._save("file_removes", f"SELECT {_KEY}, op FROM final_removes")
         # A removal counts when the trait was there just before it: added earlier in this
         # file (counted here), or — for a key's first operation — qualified before the file
         # (counted at commit, against realizations as they were).
@@ -80,13 +115,14 @@ class ProfileChanges:
             SELECT ns, pid, sid, op, lag(op) OVER (PARTITION BY ns, pid, sid ORDER BY seq) AS prev FROM removal_ops"""
         )
         self.removed_after_add += con.execute("SELECT count(*) FROM seqd WHERE op = 'remove' AND prev = 'add'").fetchone()[0]
-        con.execute("INSERT INTO file_first_removes SELECT ns, pid, sid FROM seqd WHERE op = 'remove' AND prev IS NULL")
-        _stage_direct_adds(con)
-        con.execute(
-            """INSERT INTO file_adds
-            SELECT DISTINCT ns, pid, sid FROM seq_ops o
-             WHERE op = 'add' AND NOT EXISTS (SELECT 1 FROM final_removes f WHERE f.ns = o.ns AND f.pid = o.pid AND f.sid = o.sid)
-            UNION ALL SELECT ns, pid, sid FROM final_removes WHERE op = 'add'"""
+        self._save("file_first_removes", f"SELECT {_KEY} FROM seqd WHERE op = 'remove' AND prev IS NULL")
+        self._stage_direct_adds()
+        self._save(
+            "file_adds",
+            f"""SELECT {_KEY} FROM (
+                SELECT DISTINCT ns, pid, sid FROM seq_ops o
+                 WHERE op = 'add' AND NOT EXISTS (SELECT 1 FROM final_removes f WHERE f.ns = o.ns AND f.pid = o.pid AND f.sid = o.sid)
+                UNION ALL SELECT ns, pid, sid FROM final_removes WHERE op = 'add')""",
         )
 
     def _commit_sync(self) -> int:
@@ -112,9 +148,9 @@ class ProfileChanges:
     # -- .overwrite (§3.8.2): per listed user, the target source's onboarded traits become R --
     def _stage_overwrite(self) -> None:
         # Users whose lines realize nothing are untouched (D-35); other sources never change.
-        self.con.execute("INSERT INTO file_users SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored'")
-        _stage_direct_adds(self.con)
-        self.con.execute("INSERT INTO file_adds SELECT DISTINCT ns, pid, sid FROM ops WHERE op = 'add'")
+        self._save("file_users", "SELECT DISTINCT ns::INTEGER AS ns, pid::VARCHAR AS pid FROM line_result WHERE code = 'stored'")
+        self._stage_direct_adds()
+        self._save("file_adds", f"SELECT {_KEY} FROM (SELECT DISTINCT ns, pid, sid FROM ops WHERE op = 'add')")
 
     def _commit_overwrite(self) -> int:
         con, p = self.con, {"env": self.env, "now": self.now, "owner": self.owner}
@@ -137,8 +173,3 @@ class ProfileChanges:
         return int(removed)
 
 
-def _stage_direct_adds(con: duckdb.DuckDBPyConnection) -> None:
-    # A profile with one line has distinct adds already; only profiles with several lines
-    # need the (costly) DISTINCT. Their keys never occur in ``ops``.
-    con.execute("INSERT INTO file_adds SELECT ns, pid, sid FROM direct_adds WHERE single")
-    con.execute("INSERT INTO file_adds SELECT DISTINCT ns, pid, sid FROM direct_adds WHERE NOT single")

@@ -293,7 +293,10 @@ class _Job:
         try:
             self._process_spooled(parts, receipt, self._spool_parts(parts, chunks.uid_hash_sql(odc)))
         finally:
-            self.con.execute("DROP VIEW IF EXISTS raw_all")
+            try:
+                self.con.execute("DROP VIEW IF EXISTS raw_all")
+            except duckdb.Error:
+                pass  # the transaction failed; the caller rolls back and reports the first error
             shutil.rmtree(self.scratch / f"spool-{self.job_id}", ignore_errors=True)
 
     def _process_spooled(self, parts: list[Candidate], receipt: Receipt, live: dict[int, Candidate]) -> None:
@@ -313,7 +316,8 @@ class _Job:
         n_chunks = chunks.chunk_count(self.con, self.s.engine.chunk_lines)
         plan = chunks.prepare(self.con, plan, n_chunks)
         non_blank: dict[int, int] = defaultdict(int)
-        changes = ProfileChanges(self.con, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner)
+        changes = ProfileChanges(self.con, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
+                                 scratch=self.scratch / f"spool-{self.job_id}")
         for _ in chunks.chunk_views(self.con, plan, n_chunks, self.scratch):
             classify(self.con, plan, self.rulebooks[owner])
             for idx, n in self.con.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
