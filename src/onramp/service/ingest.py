@@ -129,7 +129,7 @@ class _Job:
             for c in sorted(cands, key=lambda c: c.order_key()):
                 groups[c.group_key()].append(c)
             receipts = {key: self._new_receipt(key) for key in groups}
-            reject_rows.create_table(con)
+            reject_rows.create_table(con, self.scratch / f"rejects-{self.job_id}")
             con.execute("CREATE OR REPLACE TEMP TABLE stored_devices (rkey VARCHAR, ns INTEGER, pid VARCHAR)")
             logical_files = self._logical_files(sorted(cands, key=lambda c: c.order_key()))
             # Total devices of a receipt with one logical file is a sum over its chunks (they
@@ -164,6 +164,8 @@ class _Job:
             con.execute("ROLLBACK")
             reject_files.discard(self.s.data_dir, self.job_id)
             raise
+        finally:
+            shutil.rmtree(self.scratch / f"rejects-{self.job_id}", ignore_errors=True)
 
     def _new_receipt(self, key: tuple) -> Receipt:
         kind, pid, dpid, target = key
@@ -415,7 +417,7 @@ def _remove_stale_scratch(scratch: Path, older_than_seconds: float = 3600) -> No
         return
     cutoff = time.time() - older_than_seconds
     for entry in scratch.iterdir():
-        if entry.is_dir() and entry.name.startswith(("spool-", "chunks-")) and entry.stat().st_mtime < cutoff:
+        if entry.is_dir() and entry.name.startswith(("spool-", "chunks-", "rejects-")) and entry.stat().st_mtime < cutoff:
             shutil.rmtree(entry, ignore_errors=True)
 
 

@@ -23,13 +23,32 @@ EXCERPT_BYTES = 200
 P_VALUE_RE = r'((?:^|[,\t]) *"?-*[pP]_[^=,"\t]*"? *= *)("[^"]*"|[^,\t]*)'
 
 
-def create_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE rejects (rkey VARCHAR, file VARCHAR, line_number BIGINT, bucket VARCHAR, reason VARCHAR, hint VARCHAR, excerpt VARCHAR)"
-    )
+_EMPTY = ("SELECT NULL::VARCHAR AS rkey, NULL::VARCHAR AS file, NULL::BIGINT AS line_number, NULL::VARCHAR AS bucket, "
+          "NULL::VARCHAR AS reason, NULL::VARCHAR AS hint, NULL::VARCHAR AS excerpt WHERE false")
+
+
+def create_table(con: duckdb.DuckDBPyConnection, spool: Path) -> None:
+    """Start the job's reject rows: the view ``rejects`` over Parquet pieces in ``spool``.
+
+    Rows are spooled rather than inserted into a table: inside the job's transaction a
+    table's rows stay in memory that DuckDB cannot spill, and a big bad file can have
+    millions of them (ADR 0004).
+    """
+    spool.mkdir(parents=True, exist_ok=True)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW rejects AS {_EMPTY}")
     con.execute("CREATE OR REPLACE TEMP TABLE line_codes (code VARCHAR, bucket VARCHAR)")
     con.executemany("INSERT INTO line_codes VALUES (?, ?)", [(c, b.value) for c, (b, _, _) in LINE_CODES.items()])
+    con.execute("CREATE OR REPLACE TEMP TABLE reject_spool AS SELECT ? AS dir", [str(spool)])
     _register_diagnose(con)
+
+
+def _spool(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    spool = Path(con.execute("SELECT dir FROM reject_spool").fetchone()[0])
+    pieces = sorted(spool.glob("rejects.*.parquet"))
+    path = spool / f"rejects.{len(pieces) + 1}.parquet"
+    con.execute(f"COPY ({query}) TO {lit(str(path))} (FORMAT parquet)")
+    files = ", ".join(lit(str(p)) for p in [*pieces, path])
+    con.execute(f"CREATE OR REPLACE TEMP VIEW rejects AS SELECT * FROM read_parquet([{files}])")
 
 
 def _texts(con: duckdb.DuckDBPyConnection, params: dict) -> None:
@@ -56,37 +75,36 @@ def collect_data(con: duckdb.DuckDBPyConnection, rkey: str, names: dict[int, str
     con.executemany("INSERT INTO part_names VALUES (?, ?)", list(names.items()))
     diag = ", ".join(lit(c) for c in DIAGNOSABLE)
     odc = "true" if plan.odc else "false"
-    con.execute(
-        f"""INSERT INTO rejects
-        SELECT ?, n.name, r.line_no, c.bucket,
+    _spool(
+        con,
+        f"""SELECT {lit(rkey)} AS rkey, n.name AS file, r.line_no AS line_number, c.bucket,
                CASE WHEN r.diag IS NOT NULL THEN coalesce(nullif(split_part(r.diag, chr(31), 1), ''), c.reason)
                     WHEN r.code = 'no_trait' AND r.n_failed > 0
                     THEN c.reason || '; ' || r.n_failed || ' d_sid/d_unsid item(s) name traits that are not onboarded traits of data source {int(plan.owner_dpid)}'
-                    ELSE c.reason END,
+                    ELSE c.reason END AS reason,
                CASE WHEN r.diag IS NOT NULL THEN coalesce(nullif(split_part(r.diag, chr(31), 2), ''), c.hint)
-                    ELSE c.hint END,
-               {_excerpt('r.t', 'r.raw')}
+                    ELSE c.hint END AS hint,
+               {_excerpt('r.t', 'r.raw')} AS excerpt
           FROM (SELECT lr.file_idx, lr.line_no, lr.code, lr.n_failed, rl.line AS raw, rtrim(try(decode(rl.line)), ' ') AS t,
                        -- the reference parser (Python, per line) runs once per Format Error line
                        CASE WHEN lr.code IN ({diag}) THEN onramp_diagnose(rl.line, {odc}) END AS diag
                   FROM line_result lr JOIN raw_lines rl ON rl.file_idx = lr.file_idx AND rl.line_no = lr.line_no
                  WHERE lr.code <> 'stored') r
           JOIN code_text c ON c.code = r.code JOIN part_names n ON n.file_idx = r.file_idx""",
-        [rkey],
     )
 
 
 def collect_sync(con: duckdb.DuckDBPyConnection, rkey: str, name: str, settings: Settings) -> None:
     _texts(con, {"max_line_bytes": settings.inbound.max_line_bytes, "max_lines_per_user": 0,
                  "kind": "device ID of its column's data source", "dpid": "", "owner": ""})
-    con.execute(
-        f"""INSERT INTO rejects
-        SELECT ?, ?, r.line_no, c.bucket, c.reason, c.hint, left(coalesce(r.t, CAST(r.raw AS VARCHAR)), {EXCERPT_BYTES})
+    _spool(
+        con,
+        f"""SELECT {lit(rkey)} AS rkey, {lit(name)} AS file, r.line_no AS line_number, c.bucket, c.reason, c.hint,
+               left(coalesce(r.t, CAST(r.raw AS VARCHAR)), {EXCERPT_BYTES}) AS excerpt
           FROM (SELECT sr.line_no, sr.code, rl.line AS raw, try(decode(rl.line)) AS t
                   FROM sync_result sr JOIN raw_lines rl ON rl.file_idx = sr.file_idx AND rl.line_no = sr.line_no
                  WHERE sr.code <> 'stored') r
           JOIN code_text c ON c.code = r.code""",
-        [rkey, name],
     )
 
 
