@@ -56,6 +56,7 @@ class EngineSettings(BaseModel):
     memory_limit: str = Field("1GB", description="DuckDB memory limit; larger jobs spill to disk instead of using more RAM.")
     threads: int = Field(0, description="Engine threads; 0 means one per core.")
     chunk_lines: int = Field(1_000_000, description="Lines per chunk of a big data file; chunks hold all lines of a profile, so results do not depend on it.")
+    chunk_bytes: int = Field(64 * 2**20, description="Uncompressed bytes per chunk of a big data file, whichever of this and `chunk_lines` gives more chunks (key-value lines are long: their per-item tables are large).")
     lock_wait_seconds: float = Field(900, description="How long a command waits for the store while another Onramp process (e.g. `onramp serve` running a job) holds it.")
 
 

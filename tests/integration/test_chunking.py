@@ -44,9 +44,10 @@ def _lines(rng: random.Random, users: list[str], sids: list[int], n: int) -> lis
     return out
 
 
-def _world(tmp: Path, chunk_lines: int):
-    data = tmp / f"data-{chunk_lines}"
-    settings = load_settings(data_dir=data, engine={"chunk_lines": chunk_lines}, inbound={"max_lines_per_user": 4})
+def _world(tmp: Path, chunk_lines: int, chunk_bytes: int):
+    data = tmp / f"data-{chunk_lines}-{chunk_bytes}"
+    settings = load_settings(data_dir=data, engine={"chunk_lines": chunk_lines, "chunk_bytes": chunk_bytes},
+                             inbound={"max_lines_per_user": 4})
     con = connect(settings)
     try:
         apply_taxonomy(con, load_taxonomy(TAXONOMY)[0])
@@ -78,8 +79,9 @@ def test_results_do_not_depend_on_the_chunk_size(tmp_path: Path, mode: str) -> N
     crm.write_text("\n".join(_lines(rng, [f"CRM{i}" for i in range(12)], [1, 2, 3], 150)) + "\n")
 
     outcomes = []
-    for chunk_lines in (1_000_000, 40, 9):
-        settings = _world(tmp_path, chunk_lines)
+    # By lines (one chunk, then many), and by bytes (about 30 lines of these files per chunk).
+    for chunk_lines, chunk_bytes in ((1_000_000, 2**30), (40, 2**30), (9, 2**30), (1_000_000, 1_000)):
+        settings = _world(tmp_path, chunk_lines, chunk_bytes)
         run_job(settings, [sync])
         result = run_job(settings, [cookie, crm])
         receipts = sorted(
@@ -90,4 +92,4 @@ def test_results_do_not_depend_on_the_chunk_size(tmp_path: Path, mode: str) -> N
             for line in gzip.decompress((Path(settings.data_dir) / r.rejects).read_bytes()).decode().splitlines())
         outcomes.append((repr(receipts), _state(settings), rejects))
     assert outcomes[0][1] and outcomes[0][2], "the files realized something and rejected lines"
-    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert outcomes[0] == outcomes[1] == outcomes[2] == outcomes[3]

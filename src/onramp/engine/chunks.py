@@ -39,9 +39,12 @@ def uid_hash_sql(odc: bool) -> str:
     return f"coalesce(hash({uid_sql(odc)}), 0)"
 
 
-def chunk_count(con: duckdb.DuckDBPyConnection, chunk_lines: int) -> int:
+def chunk_count(con: duckdb.DuckDBPyConnection, chunk_lines: int, raw_bytes: int = 0, chunk_bytes: int = 0) -> int:
+    """Enough chunks that none holds more than ``chunk_lines`` lines or ``chunk_bytes`` bytes
+    (on average; lines are dealt by a hash of their profile)."""
     n = con.execute("SELECT count(*) FROM raw_all").fetchone()[0]
-    return max(1, -(-n // max(1, chunk_lines)))
+    by_bytes = -(-raw_bytes // chunk_bytes) if chunk_bytes > 0 else 1
+    return max(1, -(-n // max(1, chunk_lines)), by_bytes)
 
 
 def prepare(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> DataPlan:

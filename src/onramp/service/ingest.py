@@ -315,7 +315,9 @@ class _Job:
             reject_email_like=self.s.identity.reject_email_like_ids,
             link_ttl_days=self.s.identity.link_ttl_days, max_hops=self.s.identity.max_resolution_hops,
         )
-        n_chunks = chunks.chunk_count(self.con, self.s.engine.chunk_lines)
+        # The spooled parts are uncompressed Parquet: their size is about the lines' bytes.
+        spooled = sum(f.stat().st_size for f in (self.scratch / f"spool-{self.job_id}").glob("part-*.parquet"))
+        n_chunks = chunks.chunk_count(self.con, self.s.engine.chunk_lines, spooled, self.s.engine.chunk_bytes)
         plan = chunks.prepare(self.con, plan, n_chunks)
         non_blank: dict[int, int] = defaultdict(int)
         changes = ProfileChanges(self.con, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
