@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from onramp.engine.sqltext import lit
+from onramp.engine.scratch import ParquetPieces
 
 # §4.7 (D-45): a qualification expires at the UTC midnight starting day date(realized_at) + ttl + 1.
 EXPIRED = "(t.ttl_days > 0 AND $now >= date_trunc('day', r.realized_at) + to_days(t.ttl_days + 1))"
@@ -32,21 +32,21 @@ _UPSERT_ADDS = """
      WHEN MATCHED THEN UPDATE SET realized_at = $now
      WHEN NOT MATCHED THEN INSERT (env, ns, id, sid, realized_at) VALUES ($env, f.ns, f.pid, f.sid, $now)"""
 
-_KEY = "ns::INTEGER AS ns, pid::VARCHAR AS pid, sid::INTEGER AS sid"
-_EMPTY = {
-    "file_adds": "SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::INTEGER AS sid WHERE false",
-    "file_removes": "SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::INTEGER AS sid, NULL::VARCHAR AS op WHERE false",
-    "file_first_removes": "SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::INTEGER AS sid WHERE false",
-    "file_users": "SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid WHERE false",
+_KEY = (("ns", "INTEGER"), ("pid", "VARCHAR"), ("sid", "INTEGER"))
+_STAGED = {  # relation → columns
+    "file_adds": _KEY,
+    "file_removes": (*_KEY, ("op", "VARCHAR")),
+    "file_first_removes": _KEY,
+    "file_users": _KEY[:2],
 }
 
 
 class ProfileChanges:
     """The net trait changes of one logical file, staged per chunk and committed once.
 
-    Staged pieces are Parquet files under ``scratch``, not tables: rows written to a table
-    inside the job's transaction stay in memory the DuckDB limit cannot spill, and a big
-    file's changes outgrow it (ADR 0004). At commit they are read back through views.
+    Staged changes are Parquet pieces under ``scratch`` (engine/scratch.py), not tables:
+    a big file's changes would outgrow the memory a table inside the job's transaction
+    may use (ADR 0004). At commit they are read back through views.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, env: str, now: datetime, overwrite: bool, owner_dpid: int,
@@ -54,8 +54,7 @@ class ProfileChanges:
         self.con, self.env, self.now, self.overwrite, self.owner = con, env, now, overwrite, owner_dpid
         self.removed_after_add = 0
         self.dir = Path(scratch) / f"stage-{uuid.uuid4().hex}"
-        self.dir.mkdir(parents=True)
-        self._pieces = 0
+        self.staged = {name: ParquetPieces(con, self.dir, name, columns) for name, columns in _STAGED.items()}
 
     def stage(self) -> None:
         if self.overwrite:
@@ -66,30 +65,20 @@ class ProfileChanges:
     def commit(self) -> int:
         """Apply the staged changes; returns Total removed traits."""
         try:
-            for name, empty in _EMPTY.items():
-                files = sorted(self.dir.glob(f"{name}.*.parquet"))
-                source = f"SELECT * FROM read_parquet([{', '.join(lit(str(f)) for f in files)}])" if files else empty
-                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {source}")
+            for pieces in self.staged.values():
+                pieces.expose()
             removed = self._commit_overwrite() if self.overwrite else self._commit_sync()
-            for name in _EMPTY:
+            for name in self.staged:
                 self.con.execute(f"DROP VIEW IF EXISTS {name}")
             return removed
         finally:
-            self.discard()
-
-    def discard(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _save(self, name: str, query: str) -> None:
-        self._pieces += 1
-        path = self.dir / f"{name}.{self._pieces}.parquet"
-        self.con.execute(f"COPY ({query}) TO {lit(str(path))} (FORMAT parquet)")
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def _stage_direct_adds(self) -> None:
         # A profile with one line has distinct adds already; only profiles with several
         # lines need the (costly) DISTINCT. Their keys never occur in ``ops``.
-        self._save("file_adds", f"SELECT {_KEY} FROM direct_adds WHERE single")
-        self._save("file_adds", f"SELECT {_KEY} FROM (SELECT DISTINCT ns, pid, sid FROM direct_adds WHERE NOT single)")
+        self.staged["file_adds"].append("SELECT ns, pid, sid FROM direct_adds WHERE single")
+        self.staged["file_adds"].append("SELECT DISTINCT ns, pid, sid FROM direct_adds WHERE NOT single")
 
     # -- .sync (§3.8.1): adds and removals in line and item order; the last operation wins --
     def _stage_sync(self) -> None:
@@ -106,7 +95,7 @@ class ProfileChanges:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE final_removes AS SELECT ns, pid, sid, arg_max(op, seq) AS op FROM removal_ops GROUP BY ns, pid, sid"
         )
-        self._save("file_removes", f"SELECT {_KEY}, op FROM final_removes")
+        self.staged["file_removes"].append("SELECT ns, pid, sid, op FROM final_removes")
         # A removal counts when the trait was there just before it: added earlier in this
         # file (counted here), or — for a key's first operation — qualified before the file
         # (counted at commit, against realizations as they were).
@@ -115,14 +104,12 @@ class ProfileChanges:
             SELECT ns, pid, sid, op, lag(op) OVER (PARTITION BY ns, pid, sid ORDER BY seq) AS prev FROM removal_ops"""
         )
         self.removed_after_add += con.execute("SELECT count(*) FROM seqd WHERE op = 'remove' AND prev = 'add'").fetchone()[0]
-        self._save("file_first_removes", f"SELECT {_KEY} FROM seqd WHERE op = 'remove' AND prev IS NULL")
+        self.staged["file_first_removes"].append("SELECT ns, pid, sid FROM seqd WHERE op = 'remove' AND prev IS NULL")
         self._stage_direct_adds()
-        self._save(
-            "file_adds",
-            f"""SELECT {_KEY} FROM (
-                SELECT DISTINCT ns, pid, sid FROM seq_ops o
-                 WHERE op = 'add' AND NOT EXISTS (SELECT 1 FROM final_removes f WHERE f.ns = o.ns AND f.pid = o.pid AND f.sid = o.sid)
-                UNION ALL SELECT ns, pid, sid FROM final_removes WHERE op = 'add')""",
+        self.staged["file_adds"].append(
+            """SELECT DISTINCT ns, pid, sid FROM seq_ops o
+                WHERE op = 'add' AND NOT EXISTS (SELECT 1 FROM final_removes f WHERE f.ns = o.ns AND f.pid = o.pid AND f.sid = o.sid)
+               UNION ALL SELECT ns, pid, sid FROM final_removes WHERE op = 'add'"""
         )
 
     def _commit_sync(self) -> int:
@@ -148,9 +135,9 @@ class ProfileChanges:
     # -- .overwrite (§3.8.2): per listed user, the target source's onboarded traits become R --
     def _stage_overwrite(self) -> None:
         # Users whose lines realize nothing are untouched (D-35); other sources never change.
-        self._save("file_users", "SELECT DISTINCT ns::INTEGER AS ns, pid::VARCHAR AS pid FROM line_result WHERE code = 'stored'")
+        self.staged["file_users"].append("SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored'")
         self._stage_direct_adds()
-        self._save("file_adds", f"SELECT {_KEY} FROM (SELECT DISTINCT ns, pid, sid FROM ops WHERE op = 'add')")
+        self.staged["file_adds"].append("SELECT DISTINCT ns, pid, sid FROM ops WHERE op = 'add'")
 
     def _commit_overwrite(self) -> int:
         con, p = self.con, {"env": self.env, "now": self.now, "owner": self.owner}

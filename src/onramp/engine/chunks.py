@@ -23,6 +23,7 @@ import duckdb
 
 from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, first_odc_ns, split_lines
 from onramp.engine.resolve import resolve_ids
+from onramp.engine.scratch import RAW_LINE_COLUMNS, drop_quietly, parquet_source
 from onramp.engine.sqltext import lit
 
 # Rows looked at to find an ODC file's first valid row before falling back to all rows.
@@ -75,13 +76,13 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
     """
     by_device = plan.id_kind == ID_DEVICE_LEVEL and not plan.odc
     con.execute("DROP TABLE IF EXISTS raw_lines")  # left by an ID-sync file earlier in the job
-    cols = "file_idx, line_no, line, too_long"
+    cols = ", ".join(name for name, _ in RAW_LINE_COLUMNS)
     if chunks == 1:
         con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT {cols} FROM raw_all")
         try:
             yield 0
         finally:
-            _drop_quietly(con, "VIEW")
+            drop_quietly(con, "VIEW", "raw_lines")
         return
     if by_device:
         body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long, u.chunk FROM raw_all r
@@ -93,22 +94,12 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
     try:
         con.execute(f"COPY ({body}) TO {lit(str(parts))} (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION uncompressed)")
         for k in range(chunks):
-            files = parts / f"chunk={k}"
-            if files.is_dir():
-                con.execute(f"CREATE OR REPLACE TEMP TABLE raw_lines AS SELECT {cols} FROM read_parquet({lit(str(files / '*.parquet'))})")
-            else:  # no line hashed to this chunk
-                con.execute(f"CREATE OR REPLACE TEMP TABLE raw_lines (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN)")
+            files = sorted((parts / f"chunk={k}").glob("*.parquet"))  # none: no line hashed to this chunk
+            con.execute(f"CREATE OR REPLACE TEMP TABLE raw_lines AS SELECT {cols} FROM {parquet_source(files, RAW_LINE_COLUMNS)}")
             yield k
     finally:
-        _drop_quietly(con, "TABLE")
+        drop_quietly(con, "TABLE", "raw_lines")
         shutil.rmtree(parts, ignore_errors=True)
-
-
-def _drop_quietly(con: duckdb.DuckDBPyConnection, kind: str) -> None:
-    try:
-        con.execute(f"DROP {kind} IF EXISTS raw_lines")
-    except duckdb.Error:
-        pass  # the transaction failed; the caller rolls back and reports the first error
 
 
 def _with_odc_ns(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> DataPlan:

@@ -66,8 +66,8 @@ def _device_check_sql(uid: str, ns: str) -> str:
 
 def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> None:
     """Build ``line_result`` and ``ops`` from ``raw_lines``."""
-    split_lines(con, plan)
     fast = _fast_path_applies(con, plan, book)
+    split_lines(con, plan, mark_simple=fast)
     _cap_and_check_ids(con, plan, fast)
     if fast:
         _evaluate_simple_lines(con, plan)
@@ -79,8 +79,11 @@ def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> 
     _collect(con, fast)
 
 
-def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
-    """The first stage, ``cls``: blank lines dropped, fields split (also used alone by engine.chunks)."""
+def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan, *, mark_simple: bool = False) -> None:
+    """The first stage, ``cls``: blank lines dropped, fields split (also used alone by engine.chunks).
+
+    ``mark_simple`` adds column ``simple``: the items are those of a simple line (the
+    line's code and user ID are checked later)."""
     # Fields come from one string_split on TAB: substr/split_part index characters and
     # cost several times more on long lines.
     if plan.odc:
@@ -97,6 +100,7 @@ def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
           CASE WHEN len(f) >= 2 THEN f[2] END AS rest,
           coalesce(code0, CASE WHEN len(f) < 2 THEN 'no_tab' WHEN f[1] = '' THEN 'empty_user_id'
                                WHEN len(f) > 2 THEN 'extra_tab' END) AS code"""
+    simple = f", coalesce(regexp_full_match(rest, {lit(SIMPLE_LINE_RE)}), false) AS simple" if mark_simple else ""
     # D-25: trailing spaces are trimmed in data files; blank = empty or only spaces (D-16).
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE cls AS
@@ -111,7 +115,7 @@ def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
               string_split(t, chr(9)) AS f
             FROM nb WHERE too_long OR t IS NULL OR t <> ''
         )
-        SELECT file_idx, line_no, {split} FROM sp"""
+        SELECT *{simple} FROM (SELECT file_idx, line_no, {split} FROM sp)"""
     )
 
 
@@ -121,7 +125,7 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan, fast: boo
     # Only users over the cap pay for the window function.
     # Users with more than one line. For the simple-line path also whether all their lines
     # are plain (simple, no removal), so that their adds need no ordering across lines.
-    plain = f"bool_and(regexp_full_match(rest, {lit(SIMPLE_LINE_RE)}) AND NOT contains(rest, 'd_unsid'))" if fast else "false"
+    plain = "bool_and(simple AND NOT contains(rest, 'd_unsid'))" if fast else "false"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE repeated_uids AS
         SELECT uid, count(*) AS n, {plain} AS plain FROM cls WHERE code IS NULL GROUP BY uid HAVING count(*) > 1"""
@@ -157,14 +161,14 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan, fast: boo
               FROM cls c LEFT JOIN discarded d ON d.file_idx = c.file_idx AND d.line_no = c.line_no"""
     else:  # the usual case: no user over the cap, no join
         source = "SELECT c.*, {ns} AS ns, false AS is_discarded FROM cls c"
-    simple = f"regexp_full_match(rest, {lit(SIMPLE_LINE_RE)})" if fast else "false"
+    carried, simple = (", simple AS c_simple", "k.c_simple") if fast else ("", "false")  # cls.simple (split_lines)
     # ``direct``: a simple line whose profile has no removal on any line of the chunk, so its
     # valid adds are final adds with no ordering; ``single``: and no other line.
     repeated = "LEFT JOIN repeated_uids r ON r.uid = k.uid" if fast else "LEFT JOIN (SELECT NULL AS uid, NULL AS plain) r ON false"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE st AS
         WITH c AS ({source.format(ns=ns_col)}), k AS (
-            SELECT file_idx, line_no, uid, rest, ns,
+            SELECT file_idx, line_no, uid, rest, ns{carried},
                    CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
               FROM c), s AS (
             SELECT k.*, (k.code IS NULL AND {simple}) AS simple, r.uid IS NULL AS alone, r.plain FROM k {repeated})

@@ -24,7 +24,8 @@ from onramp.engine import chunks
 from onramp.engine.apply import ProfileChanges
 from onramp.engine.data_plan import DataPlan, classify
 from onramp.engine.rulebook import Rulebook, build_rulebook
-from onramp.engine.sqltext import DEVICE_NAMESPACES, lit
+from onramp.engine.scratch import RAW_LINE_COLUMNS, drop_quietly, parquet_source
+from onramp.engine.sqltext import DEVICE_NAMESPACES
 from onramp.engine.sync_plan import apply_links, classify_sync
 from onramp.errors import FileRejected
 from onramp.formats.names import DataFileName, SyncFileName
@@ -104,6 +105,10 @@ class _Job:
         self.start = clock()
         self.rulebooks: dict[int, Rulebook] = {}
         self.scratch = Path(settings.data_dir) / "tmp"
+        # This job's scratch files (engine/scratch.py): spooled lines and staged changes of
+        # the data file being processed, and the job's reject rows.
+        self._spool_dir = self.scratch / f"spool-{self.job_id}"
+        self._rejects_dir = self.scratch / f"rejects-{self.job_id}"
         self._keyring = None
         self._shared_receipts: set[tuple] = set()
 
@@ -129,7 +134,7 @@ class _Job:
             for c in sorted(cands, key=lambda c: c.order_key()):
                 groups[c.group_key()].append(c)
             receipts = {key: self._new_receipt(key) for key in groups}
-            reject_rows.create_table(con, self.scratch / f"rejects-{self.job_id}")
+            self._rejects = reject_rows.create_table(con, self._rejects_dir)
             con.execute("CREATE OR REPLACE TEMP TABLE stored_devices (rkey VARCHAR, ns INTEGER, pid VARCHAR)")
             logical_files = self._logical_files(sorted(cands, key=lambda c: c.order_key()))
             # Total devices of a receipt with one logical file is a sum over its chunks (they
@@ -165,7 +170,7 @@ class _Job:
             reject_files.discard(self.s.data_dir, self.job_id)
             raise
         finally:
-            shutil.rmtree(self.scratch / f"rejects-{self.job_id}", ignore_errors=True)
+            shutil.rmtree(self._rejects_dir, ignore_errors=True)
 
     def _new_receipt(self, key: tuple) -> Receipt:
         kind, pid, dpid, target = key
@@ -239,7 +244,7 @@ class _Job:
         import pyarrow.parquet as pq
 
         schema = pa.schema([("file_idx", pa.int32()), *LINE_SCHEMA])
-        spool = self.scratch / f"spool-{self.job_id}"
+        spool = self._spool_dir
         spool.mkdir(parents=True, exist_ok=True)
         live: dict[int, Candidate] = {}
         for idx, c in enumerate(parts):
@@ -255,8 +260,7 @@ class _Job:
             except FileRejected as exc:
                 c.rejected, c.hint = exc.message, exc.hint
                 path.unlink(missing_ok=True)
-        files = ", ".join(lit(str(spool / f"part-{idx}.parquet")) for idx in live)
-        source = f"read_parquet([{files}])" if live else "(SELECT NULL::INTEGER AS file_idx, NULL::BIGINT AS line_no, NULL::BLOB AS line, NULL::BOOLEAN AS too_long WHERE false)"
+        source = parquet_source([spool / f"part-{idx}.parquet" for idx in live], RAW_LINE_COLUMNS)
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW raw_all AS SELECT file_idx, line_no, line, too_long, {key_sql} AS uid_hash FROM {source}")
         return live
 
@@ -295,11 +299,8 @@ class _Job:
         try:
             self._process_spooled(parts, receipt, self._spool_parts(parts, chunks.uid_hash_sql(odc)))
         finally:
-            try:
-                self.con.execute("DROP VIEW IF EXISTS raw_all")
-            except duckdb.Error:
-                pass  # the transaction failed; the caller rolls back and reports the first error
-            shutil.rmtree(self.scratch / f"spool-{self.job_id}", ignore_errors=True)
+            drop_quietly(self.con, "VIEW", "raw_all")
+            shutil.rmtree(self._spool_dir, ignore_errors=True)
 
     def _process_spooled(self, parts: list[Candidate], receipt: Receipt, live: dict[int, Candidate]) -> None:
         if not live:
@@ -316,12 +317,12 @@ class _Job:
             link_ttl_days=self.s.identity.link_ttl_days, max_hops=self.s.identity.max_resolution_hops,
         )
         # The spooled parts are uncompressed Parquet: their size is about the lines' bytes.
-        spooled = sum(f.stat().st_size for f in (self.scratch / f"spool-{self.job_id}").glob("part-*.parquet"))
+        spooled = sum(f.stat().st_size for f in self._spool_dir.glob("part-*.parquet"))
         n_chunks = chunks.chunk_count(self.con, self.s.engine.chunk_lines, spooled, self.s.engine.chunk_bytes)
         plan = chunks.prepare(self.con, plan, n_chunks)
         non_blank: dict[int, int] = defaultdict(int)
         changes = ProfileChanges(self.con, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
-                                 scratch=self.scratch / f"spool-{self.job_id}")
+                                 scratch=self._spool_dir)
         for _ in chunks.chunk_views(self.con, plan, n_chunks, self.scratch):
             classify(self.con, plan, self.rulebooks[owner])
             for idx, n in self.con.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
@@ -333,7 +334,7 @@ class _Job:
                 self.con.execute(f"INSERT INTO stored_devices SELECT ?, ns, pid FROM ({devices})", [receipt.receipt_id])
             else:
                 receipt.counters["total_devices"] += self.con.execute(f"SELECT count(*) FROM ({devices})").fetchone()[0]
-            reject_rows.collect_data(self.con, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
+            reject_rows.collect_data(self._rejects, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
         receipt.counters["total_removed_traits"] += changes.commit()
         # §3.3 check 6, over all chunks: a part without a non-blank line is an empty file
         # (it had no lines, so it changed nothing and has no reject rows).
@@ -364,7 +365,7 @@ class _Job:
             receipt.counters["links_created"] += created
             receipt.counters["links_refreshed"] += refreshed
             receipt.counters["links_evicted"] += evicted
-            reject_rows.collect_sync(self.con, receipt.receipt_id, part.path.name, self.s)
+            reject_rows.collect_sync(self._rejects, receipt.receipt_id, part.path.name, self.s)
         self._finish_listing(parts, receipt)
 
     # -- receipts and ledger ------------------------------------------------------------------

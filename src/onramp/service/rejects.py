@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from onramp.engine.codes import DIAGNOSABLE, LINE_CODES
+from onramp.engine.scratch import ParquetPieces
 from onramp.engine.sqltext import lit
 from onramp.formats.ids import GLOBAL_DEVICE_SOURCES
 from onramp.settings import Settings
@@ -23,32 +24,23 @@ EXCERPT_BYTES = 200
 P_VALUE_RE = r'((?:^|[,\t]) *"?-*[pP]_[^=,"\t]*"? *= *)("[^"]*"|[^,\t]*)'
 
 
-_EMPTY = ("SELECT NULL::VARCHAR AS rkey, NULL::VARCHAR AS file, NULL::BIGINT AS line_number, NULL::VARCHAR AS bucket, "
-          "NULL::VARCHAR AS reason, NULL::VARCHAR AS hint, NULL::VARCHAR AS excerpt WHERE false")
+COLUMN_TYPES = (("rkey", "VARCHAR"), ("file", "VARCHAR"), ("line_number", "BIGINT"), ("bucket", "VARCHAR"),
+                ("reason", "VARCHAR"), ("hint", "VARCHAR"), ("excerpt", "VARCHAR"))
 
 
-def create_table(con: duckdb.DuckDBPyConnection, spool: Path) -> None:
+def create_table(con: duckdb.DuckDBPyConnection, spool: Path) -> ParquetPieces:
     """Start the job's reject rows: the view ``rejects`` over Parquet pieces in ``spool``.
 
     Rows are spooled rather than inserted into a table: inside the job's transaction a
     table's rows stay in memory that DuckDB cannot spill, and a big bad file can have
-    millions of them (ADR 0004).
+    millions of them (ADR 0004). Pass the returned pieces to ``collect_*``.
     """
-    spool.mkdir(parents=True, exist_ok=True)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW rejects AS {_EMPTY}")
+    rows = ParquetPieces(con, spool, "rejects", COLUMN_TYPES)
+    rows.expose()
     con.execute("CREATE OR REPLACE TEMP TABLE line_codes (code VARCHAR, bucket VARCHAR)")
     con.executemany("INSERT INTO line_codes VALUES (?, ?)", [(c, b.value) for c, (b, _, _) in LINE_CODES.items()])
-    con.execute("CREATE OR REPLACE TEMP TABLE reject_spool AS SELECT ? AS dir", [str(spool)])
     _register_diagnose(con)
-
-
-def _spool(con: duckdb.DuckDBPyConnection, query: str) -> None:
-    spool = Path(con.execute("SELECT dir FROM reject_spool").fetchone()[0])
-    pieces = sorted(spool.glob("rejects.*.parquet"))
-    path = spool / f"rejects.{len(pieces) + 1}.parquet"
-    con.execute(f"COPY ({query}) TO {lit(str(path))} (FORMAT parquet)")
-    files = ", ".join(lit(str(p)) for p in [*pieces, path])
-    con.execute(f"CREATE OR REPLACE TEMP VIEW rejects AS SELECT * FROM read_parquet([{files}])")
+    return rows
 
 
 def _texts(con: duckdb.DuckDBPyConnection, params: dict) -> None:
@@ -62,7 +54,8 @@ def _excerpt(text_col: str, raw_col: str) -> str:
     return f"left(coalesce({masked}, CAST({raw_col} AS VARCHAR)), {EXCERPT_BYTES})"
 
 
-def collect_data(con: duckdb.DuckDBPyConnection, rkey: str, names: dict[int, str], plan, settings: Settings) -> None:
+def collect_data(rows: ParquetPieces, rkey: str, names: dict[int, str], plan, settings: Settings) -> None:
+    con = rows.con
     dev = GLOBAL_DEVICE_SOURCES.get(plan.file_dpid)
     _texts(con, {
         "max_line_bytes": settings.inbound.max_line_bytes,
@@ -75,8 +68,7 @@ def collect_data(con: duckdb.DuckDBPyConnection, rkey: str, names: dict[int, str
     con.executemany("INSERT INTO part_names VALUES (?, ?)", list(names.items()))
     diag = ", ".join(lit(c) for c in DIAGNOSABLE)
     odc = "true" if plan.odc else "false"
-    _spool(
-        con,
+    rows.append(
         f"""SELECT {lit(rkey)} AS rkey, n.name AS file, r.line_no AS line_number, c.bucket,
                CASE WHEN r.diag IS NOT NULL THEN coalesce(nullif(split_part(r.diag, chr(31), 1), ''), c.reason)
                     WHEN r.code = 'no_trait' AND r.n_failed > 0
@@ -92,13 +84,14 @@ def collect_data(con: duckdb.DuckDBPyConnection, rkey: str, names: dict[int, str
                  WHERE lr.code <> 'stored') r
           JOIN code_text c ON c.code = r.code JOIN part_names n ON n.file_idx = r.file_idx""",
     )
+    rows.expose()
 
 
-def collect_sync(con: duckdb.DuckDBPyConnection, rkey: str, name: str, settings: Settings) -> None:
+def collect_sync(rows: ParquetPieces, rkey: str, name: str, settings: Settings) -> None:
+    con = rows.con
     _texts(con, {"max_line_bytes": settings.inbound.max_line_bytes, "max_lines_per_user": 0,
                  "kind": "device ID of its column's data source", "dpid": "", "owner": ""})
-    _spool(
-        con,
+    rows.append(
         f"""SELECT {lit(rkey)} AS rkey, {lit(name)} AS file, r.line_no AS line_number, c.bucket, c.reason, c.hint,
                left(coalesce(r.t, CAST(r.raw AS VARCHAR)), {EXCERPT_BYTES}) AS excerpt
           FROM (SELECT sr.line_no, sr.code, rl.line AS raw, try(decode(rl.line)) AS t
@@ -106,6 +99,7 @@ def collect_sync(con: duckdb.DuckDBPyConnection, rkey: str, name: str, settings:
                  WHERE sr.code <> 'stored') r
           JOIN code_text c ON c.code = r.code""",
     )
+    rows.expose()
 
 
 def count(con: duckdb.DuckDBPyConnection, rkey: str) -> int:

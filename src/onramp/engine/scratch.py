@@ -1,0 +1,55 @@
+"""A job's big intermediate rows, kept outside its transaction as Parquet files (ADR 0004).
+
+Rows written to a table inside the job's one transaction stay in memory that DuckDB's
+memory limit cannot spill, so whatever grows with the file (spooled lines, staged profile
+changes, reject rows) is written as Parquet pieces and read back through temp views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+
+from onramp.engine.sqltext import lit
+
+Columns = Sequence[tuple[str, str]]  # (name, DuckDB type)
+
+RAW_LINE_COLUMNS: Columns = (("file_idx", "INTEGER"), ("line_no", "BIGINT"), ("line", "BLOB"), ("too_long", "BOOLEAN"))
+
+
+def parquet_source(files: Sequence[Path], columns: Columns) -> str:
+    """A FROM item reading ``files``; with none, an empty relation of ``columns``."""
+    if files:
+        return f"read_parquet([{', '.join(lit(str(f)) for f in files)}])"
+    nulls = ", ".join(f"NULL::{kind} AS {name}" for name, kind in columns)
+    return f"(SELECT {nulls} WHERE false)"
+
+
+def drop_quietly(con: duckdb.DuckDBPyConnection, kind: str, name: str) -> None:
+    """``DROP kind IF EXISTS name`` during cleanup, which must not hide the first error."""
+    try:
+        con.execute(f"DROP {kind} IF EXISTS {name}")
+    except duckdb.Error:
+        pass  # the transaction failed; the caller rolls back and reports the first error
+
+
+class ParquetPieces:
+    """Rows of one relation appended as Parquet pieces under ``directory``; the temp view
+    ``name`` reads them all (after ``expose``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, directory: Path, name: str, columns: Columns):
+        self.con, self.dir, self.name, self.columns = con, Path(directory), name, tuple(columns)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.files: list[Path] = []
+
+    def append(self, query: str) -> None:
+        """Write the rows of ``query``, cast to this relation's columns, as one more piece."""
+        path = self.dir / f"{self.name}.{len(self.files) + 1}.parquet"
+        cast = ", ".join(f"{name}::{kind} AS {name}" for name, kind in self.columns)
+        self.con.execute(f"COPY (SELECT {cast} FROM ({query})) TO {lit(str(path))} (FORMAT parquet)")
+        self.files.append(path)
+
+    def expose(self) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {self.name} AS SELECT * FROM {parquet_source(self.files, self.columns)}")
