@@ -72,7 +72,7 @@ def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> 
     if fast:
         _evaluate_simple_lines(con, plan)
     else:
-        con.execute("CREATE OR REPLACE TEMP VIEW direct_adds AS SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::BOOLEAN AS single, NULL::INTEGER AS sid WHERE false")
+        con.execute("CREATE OR REPLACE TEMP VIEW direct_adds AS SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::INTEGER AS sid WHERE false")
     _parse_items(con)
     _resolve(con, plan)
     _evaluate(con, plan, book)
@@ -236,27 +236,34 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
                   FROM (SELECT file_idx, line_no, ns, uid, single, direct, string_split(replace(rest, ' ', ''), ',') AS items
                           FROM st WHERE simple)),
                trait_lut l"""
+    # The directives are computed once: ``simple_result`` keeps each direct line's distinct
+    # valid adds as a list (``add_sids``) for ``direct_adds``; the other simple lines (with
+    # a removal somewhere in their profile) are re-split by ``simple_ops``, read once.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE simple_result AS
         WITH d AS ({directives}), c AS (
-            SELECT file_idx, line_no, ns, pid, len(sids) AS n_items,
-                   len(list_distinct(list_filter(sids, lambda s, i: adds[i] AND status[i] = 1))) AS n_realized,
+            SELECT file_idx, line_no, ns, pid, single, direct, len(sids) AS n_items,
+                   list_distinct(list_filter(sids, lambda s, i: adds[i] AND status[i] = 1)) AS realized,
                    len(list_filter(status, lambda x: x = 1)) AS n_used,
                    len(list_filter(sids, lambda s, i: NOT adds[i] AND status[i] = 1)) AS n_removals,
                    len(list_filter(status, lambda x: x = 2)) AS n_failed
               FROM d)
-        SELECT file_idx, line_no, CASE WHEN n_realized + n_removals > 0 THEN 'stored' ELSE 'no_trait' END AS code,
-               ns, pid, n_items, n_items - n_used AS n_unused, n_realized, n_failed
+        SELECT file_idx, line_no, CASE WHEN len(realized) + n_removals > 0 THEN 'stored' ELSE 'no_trait' END AS code,
+               ns, pid, n_items, n_items - n_used AS n_unused, len(realized) AS n_realized, n_failed,
+               single, CASE WHEN direct AND len(realized) > 0 THEN realized END AS add_sids
           FROM c"""
     )
-    # Direct lines' valid adds are their profile's final adds (``direct_adds``), no ordering
-    # needed; every other simple line's valid directives become ops. Valid directives
-    # occur only on stored lines.
+    # Direct lines' valid adds are their profile's final adds, no ordering needed; a
+    # profile with several direct lines is merged by profile (one row per line, not per item).
     con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW direct_adds AS
-        SELECT ns, pid, single, unnest(list_distinct(list_filter(sids, lambda s, i: adds[i] AND status[i] = 1))) AS sid
-          FROM ({directives}) WHERE direct"""
+        """CREATE OR REPLACE TEMP VIEW direct_adds AS
+        SELECT ns, pid, unnest(add_sids) AS sid FROM simple_result WHERE single AND add_sids IS NOT NULL
+        UNION ALL
+        SELECT ns, pid, unnest(list_distinct(flatten(list(add_sids)))) AS sid FROM simple_result
+         WHERE NOT single AND add_sids IS NOT NULL GROUP BY ns, pid"""
     )
+    # Every other simple line's valid directives become ops. Valid directives occur only
+    # on stored lines.
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW simple_ops AS
         SELECT file_idx, line_no, pos, sid, CASE WHEN is_add THEN 'add' ELSE 'remove' END AS op, ns, pid FROM (
@@ -513,7 +520,9 @@ def _evaluate_pivot(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
 
 def _collect(con: duckdb.DuckDBPyConnection, fast: bool) -> None:
     """One row per non-blank line with its final code (§3.7 order) and counters."""
-    simple_rows = "UNION ALL SELECT * FROM simple_result" if fast else ""
+    simple_rows = (
+        "UNION ALL SELECT file_idx, line_no, code, ns, pid, n_items, n_unused, n_realized, n_failed FROM simple_result" if fast else ""
+    )
     simple_ops = "UNION ALL SELECT * FROM simple_ops" if fast else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE line_result AS
