@@ -44,6 +44,12 @@ class TimedConnection:
             self.peak_growth.append((after, key))
         return result
 
+    def cursor(self):
+        """The job's work connection (service/ingest.py), timed into the same totals."""
+        timed = TimedConnection(self._con.cursor(), self._totals)
+        timed.peak_growth = self.peak_growth
+        return timed
+
     def __getattr__(self, name):
         return getattr(self._con, name)
 

@@ -60,11 +60,15 @@ class ProfileChanges:
     Staged changes are Parquet pieces under ``scratch`` (engine/scratch.py), not tables:
     a big file's changes would outgrow the memory a table inside the job's transaction
     may use (ADR 0004). At commit they are read back through views.
+
+    ``con`` is where chunks are classified and staged; ``store`` (default: ``con``) is the
+    job's transaction, where ``commit`` changes ``realizations``.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, env: str, now: datetime, overwrite: bool, owner_dpid: int,
-                 scratch: Path):
+                 scratch: Path, store: duckdb.DuckDBPyConnection | None = None):
         self.con, self.env, self.now, self.overwrite, self.owner = con, env, now, overwrite, owner_dpid
+        self.store = store if store is not None else con
         self.removed_after_add = 0
         self.dir = Path(scratch) / f"stage-{uuid.uuid4().hex}"
         self.staged = {name: ParquetPieces(con, self.dir, name, columns) for name, columns in _STAGED.items()}
@@ -79,10 +83,10 @@ class ProfileChanges:
         """Apply the staged changes; returns Total removed traits."""
         try:
             for pieces in self.staged.values():
-                pieces.expose()
+                pieces.expose(self.store)
             removed = self._commit_overwrite() if self.overwrite else self._commit_sync()
             for name in self.staged:
-                self.con.execute(f"DROP VIEW IF EXISTS {name}")
+                self.store.execute(f"DROP VIEW IF EXISTS {name}")
             return removed
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -124,7 +128,7 @@ class ProfileChanges:
         )
 
     def _commit_sync(self) -> int:
-        con, p = self.con, {"env": self.env, "now": self.now}
+        con, p = self.store, {"env": self.env, "now": self.now}
         removed = self.removed_after_add
         if con.execute("SELECT EXISTS (SELECT 1 FROM file_removes)").fetchone()[0]:
             removed += con.execute(
@@ -151,7 +155,7 @@ class ProfileChanges:
         self.staged["file_adds"].append("SELECT DISTINCT ns, pid, sid FROM ops WHERE op = 'add'")
 
     def _commit_overwrite(self) -> int:
-        con, p = self.con, {"env": self.env, "now": self.now, "owner": self.owner}
+        con, p = self.store, {"env": self.env, "now": self.now, "owner": self.owner}
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE ow_drop AS
             SELECT r.ns, r.id AS pid, r.sid, {EXPIRED} AS expired

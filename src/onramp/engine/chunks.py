@@ -68,7 +68,7 @@ def prepare(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> Data
 
 
 def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scratch: Path) -> Iterator[int]:
-    """Fill the temp table ``raw_lines`` with each chunk in turn; yields the chunk number.
+    """Expose each chunk in turn as the temp view ``raw_lines``; yields the chunk number.
 
     With more than one chunk, ``raw_all`` is written once to Parquet files partitioned by
     chunk under ``scratch``, so each chunk reads only its own lines: filtering ``raw_all``
@@ -95,10 +95,12 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
         con.execute(f"COPY ({body}) TO {lit(str(parts))} (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION uncompressed)")
         for k in range(chunks):
             files = sorted((parts / f"chunk={k}").glob("*.parquet"))  # none: no line hashed to this chunk
-            con.execute(f"CREATE OR REPLACE TEMP TABLE raw_lines AS SELECT {cols} FROM {parquet_source(files, RAW_LINE_COLUMNS)}")
+            # A view: the plan reads a chunk's lines once (and the reject rows once more,
+            # only where a line was not stored); uncompressed Parquet reads cheaper than a copy.
+            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT {cols} FROM {parquet_source(files, RAW_LINE_COLUMNS)}")
             yield k
     finally:
-        drop_quietly(con, "TABLE", "raw_lines")
+        drop_quietly(con, "VIEW", "raw_lines")
         shutil.rmtree(parts, ignore_errors=True)
 
 

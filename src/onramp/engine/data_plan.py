@@ -1,9 +1,10 @@
 """The data-file plan (SPEC §3.4–§3.9): classify every line of a logical file, set-based.
 
-Input: temp table ``raw_lines(file_idx, line_no, line BLOB, too_long)`` holding all
-split parts of one logical file. Output: temp table ``line_result`` with one row per
-non-blank line (its outcome code and counters) and temp table ``ops`` with the trait
-changes of stored lines. Nothing here touches durable tables; ``apply_plan`` does.
+Input: temp relation ``raw_lines(file_idx, line_no, line BLOB, too_long)`` holding all
+split parts of one logical file (or one chunk of it). Output: temp view ``line_result``
+with one row per non-blank line (its outcome code and counters), and views ``ops`` (the
+trait changes of stored lines, in order) and ``direct_adds`` (final adds that need no
+ordering). Nothing here touches durable tables; ``engine.apply`` does.
 """
 
 from __future__ import annotations
@@ -524,8 +525,11 @@ def _collect(con: duckdb.DuckDBPyConnection, fast: bool) -> None:
         "UNION ALL SELECT file_idx, line_no, code, ns, pid, n_items, n_unused, n_realized, n_failed FROM simple_result" if fast else ""
     )
     simple_ops = "UNION ALL SELECT * FROM simple_ops" if fast else ""
+    # Only lines of the per-item path are materialised; ``line_result`` is a view adding the
+    # simple lines' rows, which are already a table (copying them cost as much as computing them).
+    con.execute("DROP VIEW IF EXISTS line_result")
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE line_result AS
+        """CREATE OR REPLACE TEMP TABLE general_result AS
         SELECT s.file_idx, s.line_no,
                CASE WHEN s.code IS NOT NULL THEN s.code
                     WHEN i.code IS NOT NULL THEN i.code
@@ -541,9 +545,9 @@ def _collect(con: duckdb.DuckDBPyConnection, fast: bool) -> None:
           LEFT JOIN item_status i ON i.file_idx = s.file_idx AND i.line_no = s.line_no
           LEFT JOIN line_profile lp ON lp.file_idx = s.file_idx AND lp.line_no = s.line_no
           LEFT JOIN line_eval le ON le.file_idx = s.file_idx AND le.line_no = s.line_no
-         WHERE NOT s.simple
-        {simple_rows}"""
+         WHERE NOT s.simple"""
     )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW line_result AS SELECT * FROM general_result {simple_rows}")
     # A view: the profile changes read it once.
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW ops AS

@@ -37,19 +37,23 @@ def drop_quietly(con: duckdb.DuckDBPyConnection, kind: str, name: str) -> None:
 
 class ParquetPieces:
     """Rows of one relation appended as Parquet pieces under ``directory``; the temp view
-    ``name`` reads them all (after ``expose``)."""
+    ``name`` reads them all (after ``expose``).
+
+    Pieces may be written from one connection and read from another (the job's chunk
+    work runs outside its transaction, service/ingest.py): ``append`` and ``expose`` take
+    the connection to use, by default the one given here."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, directory: Path, name: str, columns: Columns):
         self.con, self.dir, self.name, self.columns = con, Path(directory), name, tuple(columns)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.files: list[Path] = []
 
-    def append(self, query: str) -> None:
+    def append(self, query: str, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Write the rows of ``query``, cast to this relation's columns, as one more piece."""
         path = self.dir / f"{self.name}.{len(self.files) + 1}.parquet"
         cast = ", ".join(f"{name}::{kind} AS {name}" for name, kind in self.columns)
-        self.con.execute(f"COPY (SELECT {cast} FROM ({query})) TO {lit(str(path))} (FORMAT parquet)")
+        (con or self.con).execute(f"COPY (SELECT {cast} FROM ({query})) TO {lit(str(path))} (FORMAT parquet)")
         self.files.append(path)
 
-    def expose(self) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {self.name} AS SELECT * FROM {parquet_source(self.files, self.columns)}")
+    def expose(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        (con or self.con).execute(f"CREATE OR REPLACE TEMP VIEW {self.name} AS SELECT * FROM {parquet_source(self.files, self.columns)}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from onramp.engine.data_plan import ID_CROSS_DEVICE, ID_DEVICE, ID_DEVICE_LEVEL, ID_PLATFORM_UUID
-from onramp.errors import InvalidFileName
+from onramp.errors import FileRejected, InvalidFileName
 from onramp.formats.ids import GLOBAL_DEVICE_SOURCES
 from onramp.formats.names import DataFileName, SyncFileName, parse_file_name
 
@@ -71,7 +71,11 @@ class Candidate:
         return (0 if self.is_sync else 1, self.name.timestamp, self.name.base_name, self.name.split or 0)
 
 
-def admit(path: Path, uri: str, size: int, snapshot: TaxonomySnapshot, *, partner: int | None, accept_short_timestamp: bool) -> Candidate:
+def admit(path: Path, uri: str, size: int, snapshot: TaxonomySnapshot, *, partner: int | None, accept_short_timestamp: bool,
+          unreadable: FileRejected | None = None) -> Candidate:
+    """``unreadable``: why the drop zone could not give the file's bytes (an S3 object without
+    bucket-owner-full-control, §3.1). It rejects the file like a container error, but only
+    after the name and authorization checks, which need no content and so come first (§3.3)."""
     cand = Candidate(path=path, uri=uri, size=size)
     try:
         cand.name = parse_file_name(path.name, accept_short_timestamp=accept_short_timestamp)
@@ -82,6 +86,8 @@ def admit(path: Path, uri: str, size: int, snapshot: TaxonomySnapshot, *, partne
         _admit_sync(cand, cand.name, snapshot, partner)
     else:
         _admit_data(cand, cand.name, snapshot, partner)
+    if unreadable is not None and cand.rejected is None:
+        cand.rejected, cand.hint = unreadable.message, unreadable.hint
     return cand
 
 

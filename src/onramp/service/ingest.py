@@ -4,6 +4,13 @@ A job admits its files, loads each logical file's lines into the engine, classif
 applies them, writes receipts and reject files, and commits everything — profile
 changes, links, ledger rows, receipts — in ONE transaction. A crash before the commit
 leaves no trace; after it, the ledger makes re-ingesting the same file a no-op.
+
+Classifying a data file changes nothing durable, so it runs on a second connection
+outside that transaction (the *work* connection, ADR 0004): temp tables a chunk replaces
+there free their memory at once, where inside the transaction they are kept until the
+commit. Its results reach the transaction as Parquet pieces (staged profile changes,
+reject rows, stored devices). Device-level files are the exception: resolving their IDs
+reads links this job may have written, which only the transaction sees.
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ import pyarrow as pa
 
 from onramp.engine import chunks
 from onramp.engine.apply import ProfileChanges
-from onramp.engine.data_plan import DataPlan, classify
+from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, classify
 from onramp.engine.rulebook import Rulebook, build_rulebook
-from onramp.engine.scratch import RAW_LINE_COLUMNS, drop_quietly, parquet_source
-from onramp.engine.sqltext import DEVICE_NAMESPACES
+from onramp.engine.scratch import RAW_LINE_COLUMNS, ParquetPieces, drop_quietly, parquet_source
+from onramp.engine.sqltext import DEVICE_NAMESPACES, lit
 from onramp.engine.sync_plan import apply_links, classify_sync
 from onramp.errors import FileRejected
 from onramp.formats.names import DataFileName, SyncFileName
@@ -80,13 +87,18 @@ def run_job(
     uris: dict[Path, str] | None = None,
     progress: Progress | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    unreadable: dict[Path, FileRejected] | None = None,
 ) -> JobResult:
-    """Process ``paths`` as one job. ``dry_run`` classifies everything and changes nothing."""
+    """Process ``paths`` as one job. ``dry_run`` classifies everything and changes nothing.
+
+    ``unreadable``: paths the drop zone could not fetch (no file there) and why; each is
+    listed in its receipt as a rejected file (admission.admit, SPEC §3.1 "access denied").
+    """
     own = con is None
     con = con or connect(settings)
     try:
         return _Job(settings, con, env=env, clock=clock, dry_run=dry_run, progress=progress).run(
-            paths, partner=partner, reprocess=reprocess, uris=uris or {}
+            paths, partner=partner, reprocess=reprocess, uris=uris or {}, unreadable=unreadable or {}
         )
     finally:
         if own:
@@ -106,26 +118,30 @@ class _Job:
         self.rulebooks: dict[int, Rulebook] = {}
         self.scratch = Path(settings.data_dir) / "tmp"
         # This job's scratch files (engine/scratch.py): spooled lines and staged changes of
-        # the data file being processed, and the job's reject rows.
+        # the data file being processed, and the job's reject rows and stored devices.
         self._spool_dir = self.scratch / f"spool-{self.job_id}"
-        self._rejects_dir = self.scratch / f"rejects-{self.job_id}"
+        self._pieces_dir = self.scratch / f"pieces-{self.job_id}"
+        self._work: duckdb.DuckDBPyConnection | None = None  # opened by the first data file
         self._keyring = None
         self._shared_receipts: set[tuple] = set()
 
     # -- orchestration ---------------------------------------------------------------
-    def run(self, paths: list[Path], *, partner: int | None, reprocess: bool, uris: dict[Path, str]) -> JobResult:
+    def run(self, paths: list[Path], *, partner: int | None, reprocess: bool, uris: dict[Path, str],
+            unreadable: dict[Path, FileRejected]) -> JobResult:
         con = self.con
         if not self.dry_run:
             reject_files.recover(self.s.data_dir, con)
         _remove_stale_scratch(self.scratch)
+        reject_rows.prepare_connection(con)  # before the transaction (see there)
         con.execute("BEGIN TRANSACTION")
         try:
             if not self.dry_run:
                 synclog.load_into_store(con, self.s.data_dir)  # HTTP ID syncs logged so far (§2.1) resolve this job's lines
             snapshot = load_snapshot(con)
             cands = [
-                admit(p, uris.get(p, file_uri(p)), p.stat().st_size, snapshot, partner=partner,
-                      accept_short_timestamp=self.s.inbound.accept_short_timestamp)
+                # An unreadable part has no bytes here: size 0, and no hash (the duplicate check skips it).
+                admit(p, uris.get(p, file_uri(p)), 0 if p in unreadable else p.stat().st_size, snapshot, partner=partner,
+                      accept_short_timestamp=self.s.inbound.accept_short_timestamp, unreadable=unreadable.get(p))
                 for p in paths
             ]
             for c in cands:
@@ -134,8 +150,9 @@ class _Job:
             for c in sorted(cands, key=lambda c: c.order_key()):
                 groups[c.group_key()].append(c)
             receipts = {key: self._new_receipt(key) for key in groups}
-            self._rejects = reject_rows.create_table(con, self._rejects_dir)
-            con.execute("CREATE OR REPLACE TEMP TABLE stored_devices (rkey VARCHAR, ns INTEGER, pid VARCHAR)")
+            self._rejects = reject_rows.create_table(con, self._pieces_dir)
+            self._devices = ParquetPieces(con, self._pieces_dir, "stored_devices",
+                                          (("rkey", "VARCHAR"), ("ns", "INTEGER"), ("pid", "VARCHAR")))
             logical_files = self._logical_files(sorted(cands, key=lambda c: c.order_key()))
             # Total devices of a receipt with one logical file is a sum over its chunks (they
             # never share a profile); across several files it needs one DISTINCT at the end.
@@ -152,6 +169,7 @@ class _Job:
                 receipt.job_end = end
                 if receipt.kind == "data":
                     if key in self._shared_receipts:  # otherwise summed per chunk
+                        self._devices.expose()
                         receipt.counters["total_devices"] = con.execute(
                             "SELECT count(*) FROM (SELECT DISTINCT ns, pid FROM stored_devices WHERE rkey = ?)", [receipt.receipt_id]
                         ).fetchone()[0]
@@ -170,7 +188,9 @@ class _Job:
             reject_files.discard(self.s.data_dir, self.job_id)
             raise
         finally:
-            shutil.rmtree(self._rejects_dir, ignore_errors=True)
+            if self._work is not None:
+                self._work.close()
+            shutil.rmtree(self._pieces_dir, ignore_errors=True)
 
     def _new_receipt(self, key: tuple) -> Receipt:
         kind, pid, dpid, target = key
@@ -232,7 +252,7 @@ class _Job:
             finally:
                 self.con.unregister("_batch")
 
-    def _spool_parts(self, parts: list[Candidate], key_sql: str) -> dict[int, Candidate]:
+    def _spool_parts(self, parts: list[Candidate], key_sql: str, con: duckdb.DuckDBPyConnection) -> dict[int, Candidate]:
         """Stream every live part of a data file to Parquet; the view ``raw_all`` reads them.
 
         Spooling keeps the lines out of the job's transaction: rows inserted into a table
@@ -261,7 +281,7 @@ class _Job:
                 c.rejected, c.hint = exc.message, exc.hint
                 path.unlink(missing_ok=True)
         source = parquet_source([spool / f"part-{idx}.parquet" for idx in live], RAW_LINE_COLUMNS)
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW raw_all AS SELECT file_idx, line_no, line, too_long, {key_sql} AS uid_hash FROM {source}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_all AS SELECT file_idx, line_no, line, too_long, {key_sql} AS uid_hash FROM {source}")
         return live
 
     def _line_batches(self, c: Candidate) -> Iterator[pa.RecordBatch]:
@@ -296,13 +316,29 @@ class _Job:
     def _process_data(self, parts: list[Candidate], receipt: Receipt) -> None:
         self._list_files(parts, receipt)
         odc = bool(getattr(parts[0].name, "odc", False))  # no name: rejected, nothing is loaded
+        work = self.con if parts[0].id_kind == ID_DEVICE_LEVEL and not odc else self._work_connection()
         try:
-            self._process_spooled(parts, receipt, self._spool_parts(parts, chunks.uid_hash_sql(odc)))
+            self._process_spooled(parts, receipt, self._spool_parts(parts, chunks.uid_hash_sql(odc), work), work)
         finally:
-            drop_quietly(self.con, "VIEW", "raw_all")
+            drop_quietly(work, "VIEW", "raw_all")
             shutil.rmtree(self._spool_dir, ignore_errors=True)
 
-    def _process_spooled(self, parts: list[Candidate], receipt: Receipt, live: dict[int, Candidate]) -> None:
+    def _work_connection(self) -> duckdb.DuckDBPyConnection:
+        """The connection data files are classified on, outside the job's transaction.
+
+        It sees committed state only, so it gets its own copy of the taxonomy as the job
+        read it (a taxonomy applied meanwhile must not change half a file)."""
+        if self._work is None:
+            work = self.con.cursor()
+            work.register("_job_traits", self.con.sql("SELECT * FROM traits").to_arrow_table())
+            work.execute("CREATE TEMP TABLE traits AS SELECT * FROM _job_traits")  # shadows main.traits
+            work.unregister("_job_traits")
+            reject_rows.prepare_connection(work)
+            self._work = work
+        return self._work
+
+    def _process_spooled(self, parts: list[Candidate], receipt: Receipt, live: dict[int, Candidate],
+                         work: duckdb.DuckDBPyConnection) -> None:
         if not live:
             return self._finish_listing(parts, receipt)
         name: DataFileName = parts[0].name  # type: ignore[assignment]
@@ -318,23 +354,24 @@ class _Job:
         )
         # The spooled parts are uncompressed Parquet: their size is about the lines' bytes.
         spooled = sum(f.stat().st_size for f in self._spool_dir.glob("part-*.parquet"))
-        n_chunks = chunks.chunk_count(self.con, self.s.engine.chunk_lines, spooled, self.s.engine.chunk_bytes)
-        plan = chunks.prepare(self.con, plan, n_chunks)
+        n_chunks = chunks.chunk_count(work, self.s.engine.chunk_lines, spooled, self.s.engine.chunk_bytes)
+        plan = chunks.prepare(work, plan, n_chunks)
         non_blank: dict[int, int] = defaultdict(int)
-        changes = ProfileChanges(self.con, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
-                                 scratch=self._spool_dir)
-        for _ in chunks.chunk_views(self.con, plan, n_chunks, self.scratch):
-            classify(self.con, plan, self.rulebooks[owner])
-            for idx, n in self.con.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
+        changes = ProfileChanges(work, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
+                                 scratch=self._spool_dir, store=self.con)
+        for _ in chunks.chunk_views(work, plan, n_chunks, self.scratch):
+            classify(work, plan, self.rulebooks[owner])
+            for idx, n in work.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
                 non_blank[idx] += n
             changes.stage()
-            add_counters(receipt.counters, _data_counters(self.con))
+            add_counters(receipt.counters, _data_counters(work))
             devices = f"SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored' AND ns IN {DEVICE_NAMESPACES}"
             if parts[0].group_key() in self._shared_receipts:
-                self.con.execute(f"INSERT INTO stored_devices SELECT ?, ns, pid FROM ({devices})", [receipt.receipt_id])
+                self._devices.append(f"SELECT {lit(receipt.receipt_id)} AS rkey, ns, pid FROM ({devices})", work)
             else:
-                receipt.counters["total_devices"] += self.con.execute(f"SELECT count(*) FROM ({devices})").fetchone()[0]
-            reject_rows.collect_data(self._rejects, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s)
+                receipt.counters["total_devices"] += work.execute(f"SELECT count(*) FROM ({devices})").fetchone()[0]
+            reject_rows.collect_data(self._rejects, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s,
+                                     work)
         receipt.counters["total_removed_traits"] += changes.commit()
         # §3.3 check 6, over all chunks: a part without a non-blank line is an empty file
         # (it had no lines, so it changed nothing and has no reject rows).
@@ -420,7 +457,7 @@ def _remove_stale_scratch(scratch: Path, older_than_seconds: float = 3600) -> No
         return
     cutoff = time.time() - older_than_seconds
     for entry in scratch.iterdir():
-        if entry.is_dir() and entry.name.startswith(("spool-", "chunks-", "rejects-")) and entry.stat().st_mtime < cutoff:
+        if entry.is_dir() and entry.name.startswith(("spool-", "chunks-", "pieces-")) and entry.stat().st_mtime < cutoff:
             shutil.rmtree(entry, ignore_errors=True)
 
 

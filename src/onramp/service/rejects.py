@@ -33,14 +33,23 @@ def create_table(con: duckdb.DuckDBPyConnection, spool: Path) -> ParquetPieces:
 
     Rows are spooled rather than inserted into a table: inside the job's transaction a
     table's rows stay in memory that DuckDB cannot spill, and a big bad file can have
-    millions of them (ADR 0004). Pass the returned pieces to ``collect_*``.
+    millions of them (ADR 0004). Pass the returned pieces to ``collect_*``; call
+    ``prepare_connection`` on ``con`` first.
     """
     rows = ParquetPieces(con, spool, "rejects", COLUMN_TYPES)
     rows.expose()
+    return rows
+
+
+def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
+    """What classifying and collecting need on a connection: ``line_codes`` and ``onramp_diagnose``.
+
+    Call it once before the job's transaction starts: Python functions live in the
+    database's shared catalog, and one created inside the transaction would be invisible
+    to (and collide with) the job's work connection."""
     con.execute("CREATE OR REPLACE TEMP TABLE line_codes (code VARCHAR, bucket VARCHAR)")
     con.executemany("INSERT INTO line_codes VALUES (?, ?)", [(c, b.value) for c, (b, _, _) in LINE_CODES.items()])
     _register_diagnose(con)
-    return rows
 
 
 def _texts(con: duckdb.DuckDBPyConnection, params: dict) -> None:
@@ -54,8 +63,10 @@ def _excerpt(text_col: str, raw_col: str) -> str:
     return f"left(coalesce({masked}, CAST({raw_col} AS VARCHAR)), {EXCERPT_BYTES})"
 
 
-def collect_data(rows: ParquetPieces, rkey: str, names: dict[int, str], plan, settings: Settings) -> None:
-    con = rows.con
+def collect_data(rows: ParquetPieces, rkey: str, names: dict[int, str], plan, settings: Settings,
+                 con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Append the reject rows of the classified chunk on ``con`` (default: the rows' own)."""
+    con = con or rows.con
     dev = GLOBAL_DEVICE_SOURCES.get(plan.file_dpid)
     _texts(con, {
         "max_line_bytes": settings.inbound.max_line_bytes,
@@ -83,6 +94,7 @@ def collect_data(rows: ParquetPieces, rkey: str, names: dict[int, str], plan, se
                   FROM line_result lr JOIN raw_lines rl ON rl.file_idx = lr.file_idx AND rl.line_no = lr.line_no
                  WHERE lr.code <> 'stored') r
           JOIN code_text c ON c.code = r.code JOIN part_names n ON n.file_idx = r.file_idx""",
+        con,
     )
     rows.expose()
 
@@ -137,5 +149,5 @@ def _register_diagnose(con: duckdb.DuckDBPyConnection) -> None:
 
     try:
         con.create_function("onramp_diagnose", diagnose, [BLOB, BOOLEAN], VARCHAR, side_effects=False)
-    except duckdb.CatalogException:
-        pass  # already registered on this connection
+    except (duckdb.CatalogException, duckdb.NotImplementedException):
+        pass  # already registered in this database (the catalog is shared by its connections)
