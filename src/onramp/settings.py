@@ -34,9 +34,7 @@ class InboundSettings(BaseModel):
     accept_short_timestamp: bool = Field(False, description="Accept file names whose timestamp has fewer than 10 digits (D-20).")
     schedule: str = Field("continuous", description="`continuous` or a UTC cron expression (§3.10).")
     settle_seconds: int = Field(30, description="Quiet time before a logical file is processed (§3.10).")
-    queue_read_max: int = Field(119_000, description="Queue entries read per run (§3.10).")
-    max_batches: int = Field(3, description="Batches per run (§3.10).")
-    s3_retention_days: int = Field(30, description="Days processed inbound S3 objects are kept (§3.1).")
+    s3_retention_days: int = Field(30, description="Days handled uploads are kept in the drop zone's `processed/` and `rejected/` (local folders or S3) before the hourly sweep deletes them (§3.1).")
 
 
 class TraitSettings(BaseModel):
@@ -105,6 +103,7 @@ class FtpSettings(BaseModel):
     sftp_beta_port: int | None = Field(None, description="SFTP port of the beta environment's server (§9.1); unset = no beta SFTP server.")
     sftp_authorized_keys: dict[str, list[str]] = Field(default_factory=dict, description="Partner login -> OpenSSH public keys (`ssh-ed25519 AAAA…`) accepted for SFTP.")
     accounts: dict[str, SecretStr] = Field(default_factory=dict, description="Partner login -> password for FTP and SFTP; the login is the partner's name, its drop folder (§11.2); secrets via env.")
+    forward_retry_seconds: float = Field(60, description="With an S3 drop zone: how often FTP/SFTP uploads whose copy to S3 failed are sent again (§3.1); 0 = only at start.")
 
 
 class MailSettings(BaseModel):

@@ -45,6 +45,19 @@ def test_effective_configuration_with_secrets_masked(onramp, config_file: Path, 
     assert not any(secret in as_json.stdout for secret in SECRETS)
 
 
+def test_onramp_config_names_the_file_when_no_option_does(onramp, config_file: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONRAMP_CONFIG", str(config_file))
+    shown = tomllib.loads(onramp("config", "show", check=True).stdout)
+    assert shown["mail"]["smtp_host"] == "mail.example" and shown["platform"]["name"] == "Acme Onramp"
+
+    other = tmp_path / "other.toml"
+    other.write_text('[platform]\nname = "From --config"\n', encoding="utf-8")
+    overridden = tomllib.loads(onramp("--config", str(other), "config", "show", check=True).stdout)
+    assert overridden["platform"]["name"] == "From --config", "--config beats ONRAMP_CONFIG"
+    assert overridden["mail"]["smtp_host"] == "", "only one file is read"
+
+
 def test_missing_config_file_is_a_usage_error(onramp, tmp_path: Path) -> None:
     res = onramp("--config", str(tmp_path / "nope.toml"), "config", "show")
     assert res.code == 2

@@ -2,15 +2,18 @@
 
 An ingest queues one message per receipt in the same transaction as the receipt;
 ``deliver_pending`` sends it by SMTP (STARTTLS + AUTH when configured) or writes it to
-the outbox directory. A failed delivery stays queued and is retried; nothing is lost and
-nothing is sent twice.
+the outbox directory. A failed delivery stays queued and is retried; nothing is lost, and a
+message goes out twice only when the process dies between handing it to the server and
+recording that (at-least-once, with the same Message-ID).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -140,6 +143,50 @@ def test_smtp_down_then_up_delivers_exactly_once(tmp_path: Path, drop: Path) -> 
         assert deliver_pending(settings, clock=clock).sent == 0
     ids = sorted(m.message()["X-Onramp-Receipt-Id"] for m in server.messages)
     assert ids == sorted(r[0] for r in rows), "each receipt delivered exactly once"
+
+
+_CRASH_AFTER_SEND = """
+import json, os, signal, sys
+from datetime import datetime
+from onramp.service.notify import deliver_pending
+from onramp.settings import Settings
+from onramp.transports.mail import SmtpTransport
+
+class CrashAfterSend(SmtpTransport):
+    def send(self, *args):
+        super().send(*args)  # the server has the message ...
+        os.kill(os.getpid(), signal.SIGKILL)  # ... and the process dies before recording it
+
+settings = Settings(**json.loads(sys.argv[1]))
+deliver_pending(settings, clock=lambda: datetime.fromisoformat(sys.argv[2]), transport=CrashAfterSend(settings.mail))
+"""
+
+
+def test_a_crash_after_sending_resends_after_the_lease_with_the_same_message_id(tmp_path: Path, drop: Path) -> None:
+    """At-least-once: the send and its record cannot be one transaction (docs/service.md)."""
+    clock = Clock()
+    with SmtpServer() as server:
+        settings = _settings(tmp_path, smtp_host="127.0.0.1", smtp_port=server.port, timeout_seconds=5)
+        _ingest(settings, drop, clock)
+        child = subprocess.run(
+            [sys.executable, "-c", _CRASH_AFTER_SEND, settings.model_dump_json(include={"data_dir", "platform", "mail"}),
+             clock.now.isoformat()],
+            env={k: v for k, v in os.environ.items() if not k.startswith("ONRAMP_")}, capture_output=True, text=True, timeout=60,
+            check=False)
+        assert child.returncode == -9, child.stderr
+        (first,) = server.messages
+        crashed = first.message()["X-Onramp-Receipt-Id"]
+        # The claimed message is leased (2 × timeout + 60 s): meanwhile only the other one goes out.
+        assert deliver_pending(settings, clock=clock).sent == 1
+        assert [m.message()["X-Onramp-Receipt-Id"] == crashed for m in server.messages] == [True, False]
+        clock.now += timedelta(seconds=2 * 5 + 60)
+        assert deliver_pending(settings, clock=clock).sent == 1
+        clock.now += timedelta(days=1)
+        assert deliver_pending(settings, clock=clock).sent == 0
+    again = server.messages[2].message()
+    assert again["X-Onramp-Receipt-Id"] == crashed
+    assert again["Message-ID"] == first.message()["Message-ID"], "the resend can be recognised as the same mail"
+    assert {r[0]: (r[1], r[2]) for r in _outbox(settings)}[crashed] == ("sent", 2)
 
 
 def test_a_refused_recipient_does_not_hold_back_the_others(tmp_path: Path, drop: Path) -> None:

@@ -230,6 +230,41 @@ def test_reprocess_finds_files_the_service_archived(fresh: World):
     assert gone.status_code == 409 and gone.json()["detail"]["hint"]
 
 
+def test_reprocess_waits_for_the_services_job(fresh: World, monkeypatch: pytest.MonkeyPatch):
+    """In `onramp serve` the watcher holds ``store_lock`` for each job; a reprocess is a job too."""
+    import threading
+    import time
+
+    from onramp.server.api import routes_files
+    from onramp.server.app import create_app
+
+    monkeypatch.setattr(routes_files, "JOB_WAIT_SECONDS", 1.0)
+    lock = threading.Lock()
+    name = fresh.files[7].name
+    # lifespan off: the world's own server already runs the ID-sync log of this data directory.
+    with serve_in_thread(create_app(fresh.settings, store_lock=lock), lifespan="off") as url:
+        post = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {fresh.tokens['admin']}"}, timeout=30)
+        with post, lock:  # a watcher job is under way
+            started = time.monotonic()
+            busy = post.post("/api/v1/files/reprocess", json={"name": name})
+            assert busy.status_code == 503 and busy.headers["Retry-After"] == "5", busy.text
+            assert time.monotonic() - started >= 1.0
+            assert len(fresh.get("admin", "/api/v1/files", params={"name": name}).json()) == 1, "no job ran"
+
+            answer: list[httpx.Response] = []
+            waiting = threading.Thread(target=lambda: answer.append(post.post("/api/v1/files/reprocess", json={"name": name})))
+            waiting.start()
+            time.sleep(0.5)
+            assert not answer, "the reprocess ran while the job held the store"
+            lock.release()  # the job ends: the waiting reprocess takes its turn
+            try:
+                waiting.join(30)
+            finally:
+                lock.acquire()
+        assert answer and answer[0].status_code == 200, answer and answer[0].text
+    assert len(fresh.get("admin", "/api/v1/files", params={"name": name}).json()) == 2
+
+
 def _metric(w: World, name: str, labels: dict[str, str]) -> float:
     r = w.get("admin", "/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")

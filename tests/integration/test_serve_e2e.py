@@ -19,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from onramp.service.api_tokens import admin_token
 from onramp.settings import load_settings
 from onramp.store.db import connect
 from onramp.taxonomy.apply import apply_taxonomy
@@ -87,6 +88,29 @@ def wait_for(paths: list[Path], serve: ServeProcess, timeout: float = 60) -> Non
         time.sleep(0.1)
 
 
+def scrape(serve: ServeProcess, d: Path) -> list:
+    """The samples of ``GET /metrics``, read with the admin token."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    token = admin_token(load_settings(data_dir=d))[0]
+    request = urllib.request.Request(f"{serve.http_url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return [s for family in text_string_to_metric_families(resp.read().decode()) for s in family.samples]
+
+
+def metric(samples: list, name: str, **labels: str) -> float | None:
+    found = [s.value for s in samples if s.name == name and s.labels == labels]
+    return found[0] if found else None
+
+
+def wait_for_metrics(serve: ServeProcess, d: Path, ready, timeout: float = 30) -> list:
+    deadline = time.monotonic() + timeout
+    while not ready(samples := scrape(serve, d)):
+        assert time.monotonic() < deadline, samples
+        time.sleep(0.1)
+    return samples
+
+
 def onramp(d: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "onramp", "--data-dir", str(d), *args],
                           capture_output=True, text=True, timeout=120)
@@ -130,6 +154,19 @@ def test_partners_deliver_and_get_receipts_back_and_beta_stays_apart(tmp_path: P
         assert (r2["environment"], r2["stored_records"]) == ("beta", 1)
         r3 = json.loads((ftp_receipt.parent / "ftp_dpm_21_1700000003.sync.receipt.json").read_text())
         assert r3["files"][0]["status"] == "accepted"  # the SFTP upload took the same path
+
+        # /metrics counts what the receipts say: four jobs of one accepted file each.
+        prod = [r0, r1, r3]
+        m = wait_for_metrics(serve, d, lambda m: all(metric(m, "onramp_queue_depth", env=e) == 0 for e in ("prod", "beta")))
+        assert metric(m, "onramp_files_total", env="prod", status="accepted") == 3
+        assert metric(m, "onramp_files_total", env="beta", status="accepted") == 1
+        assert metric(m, "onramp_files_total", env="prod", status="rejected") is None
+        assert metric(m, "onramp_lines_total", env="prod", bucket="format_error") == sum(r["format_errors"] for r in prod) == 1
+        assert metric(m, "onramp_lines_total", env="prod", bucket="stored") == sum(r["stored_records"] for r in prod) == 3
+        assert metric(m, "onramp_lines_total", env="beta", bucket="stored") == r2["stored_records"] == 1
+        assert metric(m, "onramp_job_duration_seconds_count", env="prod") == 3  # one job per file, none twice
+        assert metric(m, "onramp_job_duration_seconds_count", env="beta") == 1
+        assert metric(m, "onramp_job_duration_seconds_sum", env="prod") > 0
 
         # CLI commands keep working while the service runs (ADR 0001); beta never reaches prod.
         in_prod = onramp(d, "profile", "--env", "prod", "--json", f"0:{BETA_UUID}")

@@ -144,6 +144,76 @@ def test_one_partners_backlog_does_not_delay_another(tmp_path: Path):
     assert len(stored_receipts(settings)) == 6
 
 
+def test_a_partner_arriving_during_a_backlog_waits_for_one_job_at_most(tmp_path: Path):
+    """Jobs run one at a time: the file of a partner that shows up while another partner's
+    backlog is being worked runs next — files fetched ahead for the backlog do not go first."""
+    settings = make_settings(tmp_path)
+    for i in range(6):
+        drop(settings, f"ftp_dpm_21_170000000{i}.sync", [f"{UUID}\t1"])
+    watcher = make_watcher(settings)
+    while not watcher.step():
+        pass
+    drop(settings, "ftp_dpm_31_1700000000.sync", [f"{UUID}\t1"], partner="globex")
+    jobs = 0
+    while not archived(settings, "processed", "ftp_dpm_31_1700000000.sync", partner="globex"):
+        jobs += watcher.step()
+        assert jobs <= 6
+    assert jobs == 1, "globex's file should be the next job"
+    watcher.drain()
+    assert watcher.jobs_run == 7
+
+
+def test_a_failing_job_is_retried_with_backoff_while_others_proceed(tmp_path: Path, monkeypatch):
+    """A job that raises (not a rejected file: those get receipts) fails alone: the partner's
+    file stays in the drop zone and is retried with a growing delay; other partners go on."""
+    from onramp.service import ingest
+
+    settings = make_settings(tmp_path)
+    broken = drop(settings, "ftp_dpm_21_1700000000.sync", [f"{UUID}\t1"])
+    for i in range(3):
+        drop(settings, f"ftp_dpm_31_170000000{i}.sync", [f"{UUID}\t1"], partner="globex")
+    attempts: list[float] = []
+    real_run_job = ingest.run_job
+
+    def run_job(*args, partner=None, **kwargs):
+        if partner == 7 and fail["acme"]:  # e.g. the disk under acme's scratch data is full
+            attempts.append(clock["now"])
+            raise OSError("No space left on device")
+        return real_run_job(*args, partner=partner, **kwargs)
+
+    fail = {"acme": True}
+    monkeypatch.setattr(ingest, "run_job", run_job)
+    clock = {"now": time.time()}
+    watcher = make_watcher(settings, wall=lambda: clock["now"])
+    for _ in range(10):
+        watcher.step()
+    # globex's three files were processed; acme's failed once and waits out its delay.
+    assert all(archived(settings, "processed", f"ftp_dpm_31_170000000{i}.sync", partner="globex") for i in range(3))
+    assert len(attempts) == 1 and broken.exists() and watcher.jobs_run == 3
+
+    def retried_after(seconds: float) -> bool:
+        before = len(attempts)
+        clock["now"] += seconds
+        for _ in range(3):
+            watcher.step()
+        return len(attempts) > before
+
+    poll = watcher.poll
+    assert retried_after(2.5 * poll)  # first delay: 2 polls
+    assert not retried_after(2.5 * poll)  # second delay: 4 polls
+    assert retried_after(2 * poll)
+    assert not retried_after(7 * poll)  # third delay: 8 polls
+    assert retried_after(2 * poll)
+    assert broken.exists() and [r["partner"] for r in stored_receipts(settings)] == [8, 8, 8], "no receipt for a failed job"
+
+    fail["acme"] = False  # the cause is fixed: the next retry processes the file, once
+    clock["now"] += 60
+    watcher.drain()
+    assert archived(settings, "processed", broken.name)
+    assert receipt(settings, broken.name)["stored_records"] == 1
+    assert len(stored_receipts(settings)) == 4 and watcher.jobs_run == 4
+
+
 def test_an_info_file_listing_all_parts_skips_the_settle_window(tmp_path: Path):
     settings = make_settings(tmp_path, settle_seconds=3600)
     p1 = drop(settings, "ftp_dpm_21_1700000000.sync.1", [f"{UUID}\t1"])
@@ -241,3 +311,32 @@ def test_started_at_is_not_the_job_clock(tmp_path: Path):
     make_watcher(settings, clock=lambda: pinned).drain()
     assert receipt(settings, "ftp_dpm_21_1700000000.sync")["job_start"] == "2030-01-02T03:04:05Z"
     assert datetime.now(UTC).year < 2030
+
+
+def test_archived_files_are_swept_hourly_after_the_retention_days(tmp_path: Path):
+    """``inbound.s3_retention_days`` governs local processed/ and rejected/ too; checked hourly."""
+    settings = make_settings(tmp_path, s3_retention_days=30)
+    drop(settings, "ftp_dpm_21_1700000000.sync", [f"{UUID}\t1"])
+    drop(settings, "ftp_dpm_21_1700000001.sync", [])  # empty: rejected
+    stranger = drop(settings, "ftp_dpm_21_1700000002.sync", [f"{UUID}\t1"], partner="mallory")  # never handled
+    old = time.time() - 90 * 86400
+    os.utime(stranger, (old, old))
+    start = time.time()
+    clock = {"now": start}
+    watcher = make_watcher(settings, wall=lambda: clock["now"])
+    watcher.drain()
+    kept = [("processed", "ftp_dpm_21_1700000000.sync"), ("rejected", "ftp_dpm_21_1700000001.sync")]
+    assert all(archived(settings, *k) for k in kept)
+
+    day, minute = 86400, 60
+    clock["now"] = start + 30 * day - 30 * minute  # a sweep runs, but nothing is 30 days old yet
+    watcher.step()
+    assert all(archived(settings, *k) for k in kept)
+    clock["now"] = start + 30 * day + 10 * minute  # old enough now, but the last sweep was 40 minutes ago
+    watcher.step()
+    assert all(archived(settings, *k) for k in kept)
+    clock["now"] = start + 30 * day + 31 * minute  # an hour after the last sweep: this one deletes them
+    watcher.step()
+    assert not any(archived(settings, *k) for k in kept)
+    assert stranger.exists(), "only archived files are swept, never uploads waiting in the drop zone"
+    assert receipt(settings, "ftp_dpm_21_1700000000.sync")["stored_records"] == 1  # receipts written back stay

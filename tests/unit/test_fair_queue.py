@@ -145,3 +145,15 @@ def test_a_waiting_lane_is_served_within_one_round(script):
         waiting_since[served] = set()
         if q.depth(served) == 0:
             del waiting_since[served]
+
+
+def test_skipped_lanes_keep_their_turn():
+    q: FairQueue[str, str] = FairQueue()
+    for lane in ("a", "b", "c"):
+        q.push(lane, f"{lane}1", "x")
+        q.push(lane, f"{lane}2", "x")
+    order = [q.pop(skip={"a"}), q.pop(skip={"a"}), q.pop(), q.pop(skip={"a", "b"}), q.pop(skip={"c"}), q.pop()]
+    assert [p[1] for p in order] == ["b1", "c1", "a1", "c2", "b2", "a2"]
+    q.push("a", "a3", "x")
+    assert q.pop(skip={"a"}) is None and q.depth("a") == 1  # skipping leaves the item queued
+    assert q.pop()[1] == "a3"

@@ -162,20 +162,17 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan, fast: boo
               FROM cls c LEFT JOIN discarded d ON d.file_idx = c.file_idx AND d.line_no = c.line_no"""
     else:  # the usual case: no user over the cap, no join
         source = "SELECT c.*, {ns} AS ns, false AS is_discarded FROM cls c"
-    carried, simple = (", simple AS c_simple", "k.c_simple") if fast else ("", "false")  # cls.simple (split_lines)
-    # ``direct``: a simple line whose profile has no removal on any line of the chunk, so its
-    # valid adds are final adds with no ordering; ``single``: and no other line.
-    repeated = "LEFT JOIN repeated_uids r ON r.uid = k.uid" if fast else "LEFT JOIN (SELECT NULL AS uid, NULL AS plain) r ON false"
+    # Lines with the final code of the line checks (NULL: checked fine). With the simple-line
+    # path, ``st`` holds only the lines that are not simple; simple lines are checked where
+    # they are evaluated (``checked_simple``), which saves a copy of the bulk of the file.
+    checked = f"""SELECT file_idx, line_no, uid, rest, ns,
+                   CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
+              FROM ({source.format(ns=ns_col)}) c"""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW checked_simple AS {checked} WHERE simple" if fast else
+                "CREATE OR REPLACE TEMP VIEW checked_simple AS SELECT NULL WHERE false")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE st AS
-        WITH c AS ({source.format(ns=ns_col)}), k AS (
-            SELECT file_idx, line_no, uid, rest, ns{carried},
-                   CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
-              FROM c), s AS (
-            SELECT k.*, (k.code IS NULL AND {simple}) AS simple, r.uid IS NULL AS alone, r.plain FROM k {repeated})
-        SELECT file_idx, line_no, uid, rest, ns, code, simple, simple AND alone AS single,
-               simple AND CASE WHEN alone THEN NOT contains(rest, 'd_unsid') ELSE plain END AS direct
-          FROM s"""
+        SELECT *, false AS simple FROM ({checked} {"WHERE NOT simple" if fast else ""})"""
     )
 
 
@@ -226,32 +223,46 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
     """
     overwrite = "true" if plan.overwrite else "false"
     ns = "ns" if plan.odc else ("0" if plan.id_kind == ID_PLATFORM_UUID else str(int(plan.file_dpid)))
+    # ``single``: the line's profile has no other line; ``direct``: no line of its profile has
+    # a removal, so its valid adds are final adds and need no ordering.
+    lines = """
+        SELECT k.file_idx, k.line_no, k.uid, k.rest, k.ns, k.code,
+               k.code IS NULL AND r.uid IS NULL AS single,
+               k.code IS NULL AND CASE WHEN r.uid IS NULL THEN NOT contains(k.rest, 'd_unsid') ELSE r.plain END AS direct
+          FROM checked_simple k LEFT JOIN repeated_uids r ON r.uid = k.uid"""
     # Status per item: 1 valid, 2 failed validation, 0 unknown trait, 3 removal ignored (.overwrite).
+    # Lines that failed a check keep their code and get no items (all lists NULL).
     directives = f"""
-        SELECT file_idx, line_no, {ns} AS ns, uid AS pid, single, direct, sids, adds,
+        SELECT file_idx, line_no, code, {ns} AS ns, uid AS pid, single, direct, sids, adds,
                list_transform(sids, lambda s, i: CASE WHEN NOT adds[i] AND {overwrite} THEN 3::UTINYINT
                     WHEN s BETWEEN l.lo AND l.hi THEN l.status[s - l.lo + 1] ELSE 0::UTINYINT END) AS status
-          FROM (SELECT file_idx, line_no, ns, uid, single, direct,
+          FROM (SELECT file_idx, line_no, code, ns, uid, single, direct,
                        list_transform(items, lambda x: CAST(CASE WHEN x[3] = 's' THEN x[7:] ELSE x[9:] END AS INTEGER)) AS sids,
                        list_transform(items, lambda x: x[3] = 's') AS adds
-                  FROM (SELECT file_idx, line_no, ns, uid, single, direct, string_split(replace(rest, ' ', ''), ',') AS items
-                          FROM st WHERE simple)),
+                  FROM (SELECT *, CASE WHEN code IS NULL THEN string_split(replace(rest, ' ', ''), ',') END AS items
+                          FROM ({lines}))),
                trait_lut l"""
     # The directives are computed once: ``simple_result`` keeps each direct line's distinct
-    # valid adds as a list (``add_sids``) for ``direct_adds``; the other simple lines (with
-    # a removal somewhere in their profile) are re-split by ``simple_ops``, read once.
+    # valid adds (``add_sids``) for ``direct_adds``, and the directives of the other lines
+    # (a removal somewhere in their profile) for ``simple_ops``; both lists are NULL otherwise.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE simple_result AS
         WITH d AS ({directives}), c AS (
-            SELECT file_idx, line_no, ns, pid, single, direct, len(sids) AS n_items,
+            SELECT *, len(sids) AS n_items,
                    list_distinct(list_filter(sids, lambda s, i: adds[i] AND status[i] = 1)) AS realized,
                    len(list_filter(status, lambda x: x = 1)) AS n_used,
                    len(list_filter(sids, lambda s, i: NOT adds[i] AND status[i] = 1)) AS n_removals,
                    len(list_filter(status, lambda x: x = 2)) AS n_failed
               FROM d)
-        SELECT file_idx, line_no, CASE WHEN len(realized) + n_removals > 0 THEN 'stored' ELSE 'no_trait' END AS code,
-               ns, pid, n_items, n_items - n_used AS n_unused, len(realized) AS n_realized, n_failed,
-               single, CASE WHEN direct AND len(realized) > 0 THEN realized END AS add_sids
+        SELECT file_idx, line_no,
+               CASE WHEN code IS NOT NULL THEN code WHEN len(realized) + n_removals > 0 THEN 'stored' ELSE 'no_trait' END AS code,
+               CASE WHEN code IS NULL THEN ns END AS ns, CASE WHEN code IS NULL THEN pid END AS pid,
+               coalesce(n_items, 0) AS n_items, coalesce(n_items - n_used, 0) AS n_unused,
+               coalesce(len(realized), 0) AS n_realized, coalesce(n_failed, 0) AS n_failed,
+               single, CASE WHEN direct AND len(realized) > 0 THEN realized END AS add_sids,
+               CASE WHEN NOT direct AND n_used > 0 THEN sids END AS op_sids,
+               CASE WHEN NOT direct AND n_used > 0 THEN adds END AS op_adds,
+               CASE WHEN NOT direct AND n_used > 0 THEN status END AS op_status
           FROM c"""
     )
     # Direct lines' valid adds are their profile's final adds, no ordering needed; a
@@ -263,14 +274,14 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
         SELECT ns, pid, unnest(list_distinct(flatten(list(add_sids)))) AS sid FROM simple_result
          WHERE NOT single AND add_sids IS NOT NULL GROUP BY ns, pid"""
     )
-    # Every other simple line's valid directives become ops. Valid directives occur only
-    # on stored lines.
+    # Every other simple line's valid directives become ops (valid directives occur only on
+    # stored lines).
     con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW simple_ops AS
+        """CREATE OR REPLACE TEMP VIEW simple_ops AS
         SELECT file_idx, line_no, pos, sid, CASE WHEN is_add THEN 'add' ELSE 'remove' END AS op, ns, pid FROM (
-            SELECT file_idx, line_no, ns, pid, generate_subscripts(sids, 1) AS pos, unnest(sids) AS sid,
-                   unnest(adds) AS is_add, unnest(status) AS status
-              FROM ({directives}) WHERE NOT direct)
+            SELECT file_idx, line_no, ns, pid, generate_subscripts(op_sids, 1) AS pos, unnest(op_sids) AS sid,
+                   unnest(op_adds) AS is_add, unnest(op_status) AS status
+              FROM simple_result WHERE op_sids IS NOT NULL)
          WHERE status = 1"""
     )
 

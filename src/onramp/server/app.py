@@ -57,7 +57,8 @@ def create_app(
     ``clock``, ``new_uuid`` and ``consent`` are injected for tests (STYLE habit 13).
     ``store_lock``: when jobs run in the same process (`onramp serve`), a lock they hold while
     their transaction is open; the ID-sync loader then skips a cycle instead of competing
-    with a job for the same rows (the job loads the log itself anyway).
+    with a job for the same rows (the job loads the log itself anyway), and an API
+    reprocess (itself a job) waits for it.
     ``baseline_route`` adds ``GET /_bare``, a 200 with the pixel's GIF and no work, which the
     benchmark measures as the server's own ceiling (bench/run_idsync.py).
     """
@@ -75,6 +76,7 @@ def create_app(
     app.baseline = baseline_route
     app.state.settings = settings
     app.state.idsync = idsync
+    app.state.store_lock = store_lock  # POST /files/reprocess runs a job: it takes its turn too
     app.include_router(api_router)
     return app
 

@@ -15,6 +15,9 @@ dropped and the file is processed normally.
 
 Limit: a partner re-uploading a byte-identical file to the same key while the service
 crashes during its job gets the earlier receipt put back instead of a "duplicate" one.
+The same holds for an object the platform may not read (SPEC §3.1), whose versions the
+ledger tells apart by name and URI only; such an object, which cannot be archived either,
+is left in place after its receipt and skipped while unchanged (``left_in_place``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 
 import duckdb
 
+from onramp.errors import FileRejected
 from onramp.service.settle import LogicalFile, LogicalKey
 from onramp.settings import Settings
 from onramp.store.files import write_durably
@@ -66,6 +70,7 @@ class Inflight:
         self.root.mkdir(parents=True, exist_ok=True)
         self._entries: dict[tuple, Path] = {}
         self._retry_at: dict[Path, float] = {}
+        self._left: set[DropObject] = set()
         for path in sorted(self.root.glob("*.json")):
             try:
                 self._entries[_key(json.loads(path.read_text()))] = path
@@ -74,6 +79,14 @@ class Inflight:
 
     def has(self, key: LogicalKey) -> bool:
         return key in self._entries
+
+    def left_in_place(self, lf: LogicalFile) -> bool:
+        """Whether every part of ``lf`` is an unmovable object that already has its receipt.
+
+        Kept in memory only: after a restart such an object is reported once more (one more
+        receipt). A changed object (a new upload: new ETag or time) is a new upload anyway.
+        """
+        return all(p in self._left for p in lf.parts)
 
     def pending(self) -> bool:
         return bool(self._entries)
@@ -113,7 +126,16 @@ class Inflight:
             if outcome is None:
                 log.warning("%s: %s is in no receipt; left in place", lf.env, obj.key)
                 continue
-            zone.finish(obj, "rejected" if outcome == "rejected" else "processed")
+            try:
+                zone.finish(obj, "rejected" if outcome == "rejected" else "processed")
+            except FileRejected as exc:
+                # The platform may not read it, so it cannot copy it to rejected/ either. Its
+                # receipt is out; retrying the move would fail forever, so it stays where it is
+                # and is not processed again while it is unchanged (``left_in_place``).
+                self._left.add(obj)
+                log.error("%s: %s was reported as a rejected file but cannot be archived (%s); it stays in place "
+                          "and is skipped until it changes — delete it, or have the partner upload it again with "
+                          "--acl bucket-owner-full-control", lf.env, obj.key, exc.message)
         if lf.info is not None and (present is None or lf.info.key in present):
             zone.finish(lf.info, "processed")
         self._drop(lf.key)
@@ -159,8 +181,18 @@ class Inflight:
 
         folder = Path(self.settings.data_dir) / "tmp" / "fetch" / uuid.uuid4().hex
         folder.mkdir(parents=True)
+
+        def content_hash(part: DropObject) -> str:
+            try:
+                return sha256_file(zone.fetch(part, folder))
+            except FileRejected:
+                # Unreadable: its job recorded it without a hash (as a rejected file, §3.1).
+                # Only its name and URI tell its versions apart, so an older unreadable
+                # version of the same key counts as this one (the module docstring's limit).
+                return ""
+
         try:
-            hashes = [(p, sha256_file(zone.fetch(p, folder))) for p in parts]
+            hashes = [(p, content_hash(p)) for p in parts]
             con = self.connect(self.settings)
             try:
                 reject_files.recover(self.settings.data_dir, con)  # publish reject files of a crashed commit

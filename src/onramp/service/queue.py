@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Container, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -55,11 +55,16 @@ class FairQueue(Generic[Lane, Item]):
         self._claimed[key] = lane
         return True
 
-    def pop(self) -> tuple[Lane, Hashable, Item] | None:
-        """The next item of the lane whose turn it is; the key stays claimed until ``release``."""
-        if not self._turn:
+    def pop(self, skip: Container[Lane] = ()) -> tuple[Lane, Hashable, Item] | None:
+        """The next item of the lane whose turn it is; the key stays claimed until ``release``.
+
+        Lanes in ``skip`` (the watcher's: those with a file already fetched ahead) keep
+        their place in the turn; the first other lane is served.
+        """
+        lane = next((candidate for candidate in self._turn if candidate not in skip), None)
+        if lane is None:
             return None
-        lane = self._turn.popleft()
+        self._turn.remove(lane)
         entries = self._lanes[lane]
         entry = heapq.heappop(entries)
         if entries:

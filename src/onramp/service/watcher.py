@@ -19,17 +19,20 @@ Grouping and settling are pure (``service.settle``); this module does the I/O.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from onramp.errors import FileRejected
 from onramp.formats.info_file import InfoFile, InvalidInfoFile, is_info_name, parse_info
 from onramp.service.clock import Clock, system_clock
 from onramp.service.inflight import Inflight, uri_of
@@ -39,7 +42,13 @@ from onramp.transports.dropzone import DropObject, DropObjectChanged, DropZone
 
 log = logging.getLogger("onramp.watcher")
 
-FETCH_WORKERS = 2  # the machine has 2 cores; jobs are serialized on the store anyway
+# Downloads ahead of the job under way, at most one per partner lane. Jobs run one at a time
+# on the store, so fetching only has to stay ahead of them: a machine with more cores finishes
+# jobs sooner and keeps more partners' downloads going. At least 2, so that while one lane's
+# next file waits fetched, a partner who just uploaded gets a slot and runs next (fairness,
+# docs/service.md); at most 4, since each fetch holds a scratch copy of an S3 object.
+FETCH_WORKERS = min(4, max(2, os.cpu_count() or 1))
+FAIR_WAIT_SECONDS = 1.0  # how long the fairest file's download is awaited (once) before another runs
 MAIL_EVERY_SECONDS = 15.0  # retry cadence for receipt mail between jobs
 PARTNERS_REFRESH_SECONDS = 10.0
 SWEEP_EVERY_SECONDS = 3600.0
@@ -51,6 +60,9 @@ class _Fetched:
     lf: LogicalFile
     folder: Path
     paths: list[Path]
+    # Parts the zone refused to give (S3 access denied, §3.1): no file at their path; the job
+    # rejects them with this reason, so they get a receipt instead of being retried forever.
+    unreadable: dict[Path, FileRejected] = field(default_factory=dict)
 
 
 def open_store(settings, *, attempts: int = 50):
@@ -121,6 +133,9 @@ class Watcher:
         self._failures: dict[LogicalKey, tuple[int, float]] = {}
         self._pool = ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="onramp-fetch")
         self._fetching: list[tuple[LogicalFile, Future[_Fetched]]] = []
+        self._lane_ran: dict[tuple[str, str], int] = {}  # lane -> when it last ran a job (a sequence number)
+        self._job_seq = itertools.count()
+        self._awaited: set[LogicalKey] = set()  # fetches already waited for once (FAIR_WAIT_SECONDS)
         self._initial = True
         self._next_fire = next_fire(self.cron, self.wall()) if self.cron else None
         self._mail_at = float("-inf")
@@ -203,6 +218,8 @@ class Watcher:
     def _enqueue(self, lf: LogicalFile, now: float) -> None:
         if self.inflight.has(lf.key):
             return  # a committed job is being finished from the ledger, never run again
+        if self.inflight.left_in_place(lf):
+            return  # reported already, but the platform may not even move it (Inflight.finish)
         failed = self._failures.get(lf.key)
         if failed and now < failed[1]:
             return
@@ -249,7 +266,8 @@ class Watcher:
     # -- fetching and running -------------------------------------------------------------------
     def _fill_fetches(self) -> None:
         while len(self._fetching) < FETCH_WORKERS:
-            popped = self.queue.pop()
+            # One file per lane ahead: another partner's upload never waits behind a backlog's prefetches.
+            popped = self.queue.pop(skip={lf.lane for lf, _ in self._fetching})
             if popped is None:
                 break
             lf = popped[2]
@@ -263,23 +281,44 @@ class Watcher:
         zone = self.zones[lf.env]
         folder = self._scratch()
         paths = []
+        unreadable: dict[Path, FileRejected] = {}
         for obj in lf.parts:
-            path = zone.fetch(obj, folder)
+            try:
+                path = zone.fetch(obj, folder)
+            except FileRejected as exc:
+                # Permanent (the partner must upload again with the right ACL): a rejected
+                # file with a receipt. Transient errors (5xx, connection) propagate: retried.
+                path = folder / obj.name
+                unreadable[path] = exc
             if path.name != obj.name:  # the ledger knows a file by its name (§3.2)
                 target = folder / obj.name
                 shutil.copyfile(path, target)
                 path = target
             paths.append(path)
-        return _Fetched(lf, folder, paths)
+        return _Fetched(lf, folder, paths, unreadable)
 
     def _take_fetched(self, timeout: float) -> tuple[LogicalFile, Future[_Fetched]] | None:
-        """The first finished fetch in queue order: a slow download never holds up one that is done."""
-        for i, (_, fut) in enumerate(self._fetching):
-            if fut.done():
-                return self._fetching.pop(i)
-        if timeout > 0:
-            wait([f for _, f in self._fetching], timeout=timeout, return_when=FIRST_COMPLETED)
-            return self._take_fetched(0)
+        """The fetched file of the lane that ran a job least recently (queue order among equals).
+
+        When another one is ready first, its download is awaited once, for up to
+        ``FAIR_WAIT_SECONDS``; if it is still under way then, the fairest finished one runs
+        instead: a slow download never holds up one that is done for long.
+        """
+        if not self._fetching:
+            return None
+        ranked = sorted(self._fetching, key=lambda entry: self._lane_ran.get(entry[0].lane, -1))
+        if timeout > 0 and not any(fut.done() for _, fut in ranked):
+            wait([fut for _, fut in ranked], timeout=timeout, return_when=FIRST_COMPLETED)
+        fairest_lf, fairest = ranked[0]
+        if not fairest.done() and fairest_lf.key not in self._awaited and any(fut.done() for _, fut in ranked):
+            self._awaited.add(fairest_lf.key)
+            wait([fairest], timeout=FAIR_WAIT_SECONDS)
+        for entry in ranked:
+            if entry[1].done():
+                self._fetching = [e for e in self._fetching if e is not entry]
+                self._awaited.discard(entry[0].key)
+                self._lane_ran[entry[0].lane] = next(self._job_seq)
+                return entry
         return None
 
     def _run(self, lf: LogicalFile, fut: Future[_Fetched]) -> None:
@@ -288,7 +327,7 @@ class Watcher:
         except DropObjectChanged:
             self.queue.release(lf.key)  # replaced or deleted since it settled: it settles again
             return
-        except Exception as exc:  # noqa: BLE001 - e.g. access denied; retried with a growing delay
+        except Exception as exc:  # noqa: BLE001 - e.g. S3 unreachable or 5xx; retried with a growing delay
             self._failed(lf, f"cannot fetch: {exc}")
             return
         try:
@@ -308,7 +347,8 @@ class Watcher:
                 con = open_store(self.settings)
                 try:
                     self.inflight.begin(lf)
-                    result = run_job(self.settings, fetched.paths, partner=pid, env=lf.env, clock=self.clock, uris=uris, con=con)
+                    result = run_job(self.settings, fetched.paths, partner=pid, env=lf.env, clock=self.clock, uris=uris, con=con,
+                                     unreadable=fetched.unreadable)
                 finally:
                     con.close()
         except Exception as exc:  # noqa: BLE001 - the job rolled back (or committed just before failing):

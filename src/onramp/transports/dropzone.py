@@ -58,10 +58,17 @@ class DropZone(Protocol):
         """Uploads in the layout that are not yet moved to processed/ or rejected/."""
 
     def fetch(self, obj: DropObject, dest_dir: Path) -> Path:
-        """A local file with the object's bytes (the local zone may return its own path)."""
+        """A local file with the object's bytes (the local zone may return its own path).
+
+        Raises ``DropObjectChanged`` (list again) or ``FileRejected`` (the platform may not
+        read it: a rejected file, §3.1); anything else is transient and worth a retry.
+        """
 
     def finish(self, obj: DropObject, outcome: Outcome) -> None:
-        """Move the object under ``processed/`` or ``rejected/`` (kept for inspection)."""
+        """Move the object under ``processed/`` or ``rejected/`` (kept for inspection).
+
+        Raises ``FileRejected`` when the platform may not read it, so it cannot be copied (S3).
+        """
 
     def put_back(self, partner: str, date: str, name: str, data: bytes) -> str:
         """Write a receipt JSON or reject file next to the partner's upload; returns its key."""

@@ -79,7 +79,7 @@ def start_ftp_server(
         if accounts[login].password is None:
             continue  # key-only accounts exist for SFTP alone
         authorizer.add_user(login, "", str(home), perm=_READ + _WRITE, msg_login=f"Welcome, {login}. Upload files to this folder.")
-    placer = upload_placer(root, clock, forward, "ftp")
+    placer = upload_placer(root, clock, forward, "ftp", retry_seconds=ftp.forward_retry_seconds)
     handler = _handler_class(ftp, authorizer, placer, homes)
     try:
         # Its own IOLoop: pyftpdlib's default loop is process-global, and prod and beta

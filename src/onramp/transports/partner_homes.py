@@ -70,11 +70,13 @@ def prepare_homes(root: Path, accounts: Mapping[str, PartnerAccount]) -> dict[st
     return homes
 
 
-def upload_placer(root: Path, clock: Callable[[], datetime], forward: Send | None, server: str) -> UploadPlacer:
-    """The placer for homes under ``root``; with ``forward``, uploads go on to a remote zone."""
+def upload_placer(root: Path, clock: Callable[[], datetime], forward: Send | None, server: str, *,
+                  retry_seconds: float = 0) -> UploadPlacer:
+    """The placer for homes under ``root``; with ``forward``, uploads go on to a remote zone
+    (failed copies sent again every ``retry_seconds``, ``ftp.forward_retry_seconds``)."""
     if forward is None:
         return UploadPlacer(clock)
-    forwarder = UploadForwarder(root, forward, server)
+    forwarder = UploadForwarder(root, forward, server, retry_seconds=retry_seconds)
     forwarder.recover()
     return UploadPlacer(clock, forwarder)
 

@@ -155,6 +155,13 @@ class S3DropZone:
             if _code(exc) in _CHANGED:
                 log.info("%s drop zone: %s replaced while processing; left for the next run", self.env, obj.key)
                 return
+            if _code(exc) in _DENIED and not self._readable(obj):
+                # A copy needs read access. Not a transient error: retrying cannot help.
+                raise FileRejected(
+                    "access denied", where=obj.uri,
+                    hint="the platform may not read this object, so it cannot archive it; delete it, or upload it "
+                         "again with --acl bucket-owner-full-control",
+                ) from exc
             raise
         # S3 has no conditional delete on general buckets: a re-upload in the instant
         # between copy and delete is lost (kept in the archive, under the old name).
@@ -203,6 +210,15 @@ class S3DropZone:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+    def _readable(self, obj: DropObject) -> bool:
+        """Whether the platform may read ``obj`` — to tell a denied source from a denied target
+        (e.g. no s3:PutObject on ``rejected/``, an operator's fix that a retry then picks up)."""
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=obj.key)
+        except ClientError as exc:
+            return _code(exc) not in _DENIED
+        return True
 
     def _top_level(self) -> Iterator[str]:
         """Folder names directly under the prefix; loose objects there are logged."""

@@ -170,7 +170,7 @@ def start_sftp_server(
     ftp: FtpSettings = settings.ftp
     homes = prepare_homes(root, accounts)
     host_key = _host_key(ftp.sftp_host_key or Path(settings.data_dir) / "keys" / "sftp_host_ed25519")
-    placer = upload_placer(root, clock, forward, "sftp")
+    placer = upload_placer(root, clock, forward, "sftp", retry_seconds=ftp.forward_retry_seconds)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="onramp-sftp", daemon=True)
     thread.start()

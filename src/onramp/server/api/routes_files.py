@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from fastapi import APIRouter, Query, Request
 
 from onramp.intake.containers import sha256_file
-from onramp.server.api.deps import AdminUser, ApiError, ApiUser, StoreSession, not_found, settings_of
+from onramp.server.api.deps import STORE_WAIT_SECONDS, AdminUser, ApiError, ApiUser, StoreSession, not_found, settings_of
 from onramp.server.api.models import (
     BadRequestBody,
     Env,
@@ -28,6 +30,7 @@ from onramp.transports.layout import ARCHIVES, archive_key
 
 router = APIRouter(tags=["files"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
+JOB_WAIT_SECONDS = STORE_WAIT_SECONDS
 _COLUMNS = ("env", "name", "sha256", "uri", "size", "status", "reason", "job_id", "receipt_id", "processed_at")
 
 
@@ -135,7 +138,25 @@ def reprocess(body: ReprocessRequest, request: Request, _: AdminUser,
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reprocess-", dir=scratch) as tmp:
         path = _locate(uri, sha256, body.name, settings=settings, env=body.env, scratch=Path(tmp))
-        started = time.monotonic()
-        result = run_job(settings, [path], partner=partner, env=body.env, reprocess=True, uris={path: uri}, con=session.con)
+        with _job_turn(request):
+            started = time.monotonic()
+            result = run_job(settings, [path], partner=partner, env=body.env, reprocess=True, uris={path: uri}, con=session.con)
     record_job(body.env, result.receipts, time.monotonic() - started)
     return {"job_id": result.job_id, "receipts": [r.to_json() for r in result.receipts]}
+
+
+@contextlib.contextmanager
+def _job_turn(request: Request) -> Iterator[None]:
+    """Take the in-process jobs' turn (`onramp serve`: the watcher's ``store_lock``), so a
+    reprocess never runs alongside a watcher job on the same rows. Like a store held by
+    another process (``deps.Store``), a job still running after ``JOB_WAIT_SECONDS`` is a 503."""
+    lock = getattr(request.app.state, "store_lock", None)
+    if lock is None:
+        yield
+        return
+    if not lock.acquire(timeout=JOB_WAIT_SECONDS):
+        raise ApiError(503, "an inbound job is running", "retry in a few seconds", {"Retry-After": "5"})
+    try:
+        yield
+    finally:
+        lock.release()
