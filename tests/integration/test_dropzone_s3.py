@@ -14,13 +14,13 @@ from botocore.exceptions import ClientError
 
 from onramp.errors import FileRejected, UsageError
 from onramp.settings import Settings
+from onramp.testing.seaweed import Identity, partner_identity, start_seaweed
 from onramp.transports.dropzone import DropObjectChanged, open_dropzone
 from onramp.transports.ftp_server import start_ftp_server
 from onramp.transports.layout import put_back_name
 from onramp.transports.partner_homes import PartnerAccount
 from onramp.transports.s3 import S3DropZone, zone_location
 from onramp.transports.sftp_server import start_sftp_server
-from tests.support.seaweed import Identity, partner_identity, start_seaweed
 
 PARTNERS = {"acme": 7, "globex": 8}
 DAY = "date=2026-11-22"
@@ -332,8 +332,8 @@ def service_settings(seaweed, tmp_path: Path, bucket: str, identity: Identity | 
     from onramp.store.db import connect
     from onramp.taxonomy.apply import apply_taxonomy
     from onramp.taxonomy.load import load_taxonomy
+    from onramp.testing.seaweed import admin_identity
     from tests.integration.test_serve_watcher import TAXONOMY
-    from tests.support.seaweed import admin_identity
 
     ident = identity or admin_identity()
     settings = Settings(data_dir=tmp_path / "data", inbound={"settle_seconds": 0}, dropzone={

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.support.seaweed import free_ports
+from onramp.testing.seaweed import free_ports
 
 
 class Gate:

