@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -44,8 +44,12 @@ def chunk_count(con: duckdb.DuckDBPyConnection, chunk_lines: int, raw_bytes: int
     """Enough chunks that none holds more than ``chunk_lines`` lines or ``chunk_bytes`` bytes
     (on average; lines are dealt by a hash of their profile)."""
     n = con.execute("SELECT count(*) FROM raw_all").fetchone()[0]
-    by_bytes = -(-raw_bytes // chunk_bytes) if chunk_bytes > 0 else 1
-    return max(1, -(-n // max(1, chunk_lines)), by_bytes)
+    return max(-(-n // max(1, chunk_lines)), chunks_for_bytes(raw_bytes, chunk_bytes))
+
+
+def chunks_for_bytes(raw_bytes: int, chunk_bytes: int) -> int:
+    """Chunks needed for ``raw_bytes`` of lines at ``chunk_bytes`` each (at least one)."""
+    return max(1, -(-raw_bytes // chunk_bytes)) if chunk_bytes > 0 else 1
 
 
 def prepare(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> DataPlan:
@@ -67,8 +71,12 @@ def prepare(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int) -> Data
     return plan
 
 
-def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scratch: Path) -> Iterator[int]:
+def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scratch: Path,
+                dealt: Callable[[int], list[Path]] | None = None) -> Iterator[int]:
     """Expose each chunk in turn as the temp view ``raw_lines``; yields the chunk number.
+
+    ``dealt(k)``: the Parquet files of chunk ``k`` when the lines were already dealt into
+    ``chunks`` chunks by ``uid_hash`` while spooling (never for device-level files).
 
     With more than one chunk, ``raw_all`` is written once to Parquet files partitioned by
     chunk under ``scratch``, so each chunk reads only its own lines: filtering ``raw_all``
@@ -84,6 +92,14 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
         finally:
             drop_quietly(con, "VIEW", "raw_lines")
         return
+    if dealt is not None and not by_device:
+        try:
+            for k in range(chunks):
+                _expose_chunk(con, dealt(k))
+                yield k
+        finally:
+            drop_quietly(con, "VIEW", "raw_lines")
+        return
     if by_device:
         body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long, u.chunk FROM raw_all r
                     JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid_sql(plan.odc, "r.line")}"""
@@ -94,14 +110,18 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
     try:
         con.execute(f"COPY ({body}) TO {lit(str(parts))} (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION uncompressed)")
         for k in range(chunks):
-            files = sorted((parts / f"chunk={k}").glob("*.parquet"))  # none: no line hashed to this chunk
-            # A view: the plan reads a chunk's lines once (and the reject rows once more,
-            # only where a line was not stored); uncompressed Parquet reads cheaper than a copy.
-            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT {cols} FROM {parquet_source(files, RAW_LINE_COLUMNS)}")
+            _expose_chunk(con, sorted((parts / f"chunk={k}").glob("*.parquet")))  # none: no line hashed to this chunk
             yield k
     finally:
         drop_quietly(con, "VIEW", "raw_lines")
         shutil.rmtree(parts, ignore_errors=True)
+
+
+def _expose_chunk(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
+    # A view: the plan reads a chunk's lines once (and the reject rows once more, only
+    # where a line was not stored); uncompressed Parquet reads cheaper than a copy.
+    cols = ", ".join(name for name, _ in RAW_LINE_COLUMNS)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT {cols} FROM {parquet_source(files, RAW_LINE_COLUMNS)}")
 
 
 def _with_odc_ns(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> DataPlan:

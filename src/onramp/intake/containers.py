@@ -58,6 +58,23 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def estimated_content_bytes(path: Path, suffix: Suffix | None) -> int:
+    """A guess of ``path``'s decoded size, before reading it (to size chunks up front).
+
+    gzip: the trailer's ISIZE (the last member's size mod 2^32), or 4x the file when that
+    is obviously wrapped or partial; PGP: 4x the file (its content may be compressed);
+    plain: the file's size. Callers must cope with a wrong guess."""
+    size = path.stat().st_size
+    if suffix == "gz" and size >= 18:
+        with open(path, "rb") as f:
+            f.seek(-4, 2)
+            isize = int.from_bytes(f.read(4), "little")
+        return isize if isize >= size else size * 4
+    if suffix in _PGP_SUFFIXES:
+        return size * 4
+    return size
+
+
 @contextmanager
 def open_content(
     path: Path,

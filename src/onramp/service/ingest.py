@@ -37,7 +37,7 @@ from onramp.engine.sync_plan import apply_links, classify_sync
 from onramp.errors import FileRejected
 from onramp.formats.names import DataFileName, SyncFileName
 from onramp.formats.receipt import FileEntry, Receipt, add_counters, check_identity, empty_counters, render_text
-from onramp.intake.containers import open_content, sha256_file
+from onramp.intake.containers import estimated_content_bytes, open_content, sha256_file
 from onramp.intake.reader import LINE_SCHEMA, iter_line_batches
 from onramp.service import notify, reject_files
 from onramp.service import rejects as reject_rows
@@ -252,37 +252,68 @@ class _Job:
             finally:
                 self.con.unregister("_batch")
 
-    def _spool_parts(self, parts: list[Candidate], key_sql: str, con: duckdb.DuckDBPyConnection) -> dict[int, Candidate]:
-        """Stream every live part of a data file to Parquet; the view ``raw_all`` reads them.
+    def _spool_parts(self, parts: list[Candidate], odc: bool, con: duckdb.DuckDBPyConnection, n_chunks: int) -> dict[int, Candidate]:
+        """Stream every live part of a data file to Parquet, dealt into ``n_chunks`` chunks by
+        profile hash (``spool/part-<i>/chunk=<k>/``); the view ``raw_all`` reads them all.
 
         Spooling keeps the lines out of the job's transaction: rows inserted into a table
         inside it stay in transaction-local memory that the DuckDB memory limit does not
-        cover (1.1 GB beyond the limit for a 780 MB file). ``key_sql`` (over ``line``) is
-        exposed as column ``uid_hash`` (engine/chunks.py). Parts failing container checks
-        are rejected.
+        cover (1.1 GB beyond the limit for a 780 MB file). DuckDB pulls the reader's batches
+        and writes the partitions on its own threads while Python decompresses, which halves
+        spooling plus partitioning. Parts failing container checks are rejected.
         """
-        import pyarrow.parquet as pq
-
         schema = pa.schema([("file_idx", pa.int32()), *LINE_SCHEMA])
         spool = self._spool_dir
         spool.mkdir(parents=True, exist_ok=True)
+        chunk = f"{chunks.uid_hash_sql(odc)} % {n_chunks}" if n_chunks > 1 else "0"
         live: dict[int, Candidate] = {}
         for idx, c in enumerate(parts):
             if c.rejected or c.duplicate:
                 continue
-            path = spool / f"part-{idx}.parquet"
+            failed: list[BaseException] = []
+            reader = pa.RecordBatchReader.from_batches(schema, self._part_batches(idx, c, schema, failed))
+            con.register("_spool_reader", reader)
             try:
-                with pq.ParquetWriter(path, schema, compression="none") as out:
-                    for batch in self._line_batches(c):
-                        file_idx = pa.array(np.full(batch.num_rows, idx, dtype=np.int32))
-                        out.write_batch(pa.RecordBatch.from_arrays([file_idx, *batch.columns], schema=schema))
+                con.execute(
+                    f"""COPY (SELECT file_idx, line_no, line, too_long, {chunk} AS chunk FROM _spool_reader)
+                        TO {lit(str(spool / f"part-{idx}"))} (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION uncompressed)"""
+                )
+            finally:
+                con.unregister("_spool_reader")
+            if failed and isinstance(failed[0], FileRejected):
+                c.rejected, c.hint = failed[0].message, failed[0].hint
+                shutil.rmtree(spool / f"part-{idx}", ignore_errors=True)
+            elif failed:
+                raise failed[0]
+            else:
                 live[idx] = c
-            except FileRejected as exc:
-                c.rejected, c.hint = exc.message, exc.hint
-                path.unlink(missing_ok=True)
-        source = parquet_source([spool / f"part-{idx}.parquet" for idx in live], RAW_LINE_COLUMNS)
+        source = parquet_source(self._spooled_files(), RAW_LINE_COLUMNS)
+        key_sql = chunks.uid_hash_sql(odc)
         con.execute(f"CREATE OR REPLACE TEMP VIEW raw_all AS SELECT file_idx, line_no, line, too_long, {key_sql} AS uid_hash FROM {source}")
         return live
+
+    def _spooled_line_bytes(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Bytes of the spooled lines themselves (from the Parquet footers), comparable with
+        the content size the spool's chunks were guessed from."""
+        files = self._spooled_files()
+        if not files:
+            return 0
+        return con.execute(
+            f"SELECT coalesce(sum(total_uncompressed_size), 0) FROM parquet_metadata([{', '.join(lit(str(f)) for f in files)}]) WHERE path_in_schema = 'line'"
+        ).fetchone()[0]
+
+    def _spooled_files(self, chunk: int | str = "*") -> list[Path]:
+        return sorted(self._spool_dir.glob(f"part-*/chunk={chunk}/*.parquet"))
+
+    def _part_batches(self, idx: int, c: Candidate, schema: pa.Schema, failed: list[BaseException]) -> Iterator[pa.RecordBatch]:
+        """The part's lines as batches for DuckDB to pull. An error ends the stream and is
+        kept in ``failed`` (DuckDB would turn it into a generic error)."""
+        try:
+            for batch in self._line_batches(c):
+                file_idx = pa.array(np.full(batch.num_rows, idx, dtype=np.int32))
+                yield pa.RecordBatch.from_arrays([file_idx, *batch.columns], schema=schema)
+        except BaseException as exc:  # noqa: BLE001 - re-raised (or turned into a rejection) after the COPY
+            failed.append(exc)
 
     def _line_batches(self, c: Candidate) -> Iterator[pa.RecordBatch]:
         suffix = c.name.suffix if c.name is not None else None
@@ -316,9 +347,15 @@ class _Job:
     def _process_data(self, parts: list[Candidate], receipt: Receipt) -> None:
         self._list_files(parts, receipt)
         odc = bool(getattr(parts[0].name, "odc", False))  # no name: rejected, nothing is loaded
-        work = self.con if parts[0].id_kind == ID_DEVICE_LEVEL and not odc else self._work_connection()
+        by_device = parts[0].id_kind == ID_DEVICE_LEVEL and not odc
+        work = self.con if by_device else self._work_connection()
+        # Chunks are dealt while spooling when their number can be guessed from the files'
+        # sizes; device-level lines are dealt by the device they resolve to, known only later.
+        guess = 1 if by_device else chunks.chunks_for_bytes(
+            sum(estimated_content_bytes(c.path, c.name.suffix) for c in parts if not (c.rejected or c.duplicate)),
+            self.s.engine.chunk_bytes)
         try:
-            self._process_spooled(parts, receipt, self._spool_parts(parts, chunks.uid_hash_sql(odc), work), work)
+            self._process_spooled(parts, receipt, self._spool_parts(parts, odc, work, guess), work, guess)
         finally:
             drop_quietly(work, "VIEW", "raw_all")
             shutil.rmtree(self._spool_dir, ignore_errors=True)
@@ -338,7 +375,7 @@ class _Job:
         return self._work
 
     def _process_spooled(self, parts: list[Candidate], receipt: Receipt, live: dict[int, Candidate],
-                         work: duckdb.DuckDBPyConnection) -> None:
+                         work: duckdb.DuckDBPyConnection, spooled_chunks: int) -> None:
         if not live:
             return self._finish_listing(parts, receipt)
         name: DataFileName = parts[0].name  # type: ignore[assignment]
@@ -353,13 +390,18 @@ class _Job:
             link_ttl_days=self.s.identity.link_ttl_days, max_hops=self.s.identity.max_resolution_hops,
         )
         # The spooled parts are uncompressed Parquet: their size is about the lines' bytes.
-        spooled = sum(f.stat().st_size for f in self._spool_dir.glob("part-*.parquet"))
-        n_chunks = chunks.chunk_count(work, self.s.engine.chunk_lines, spooled, self.s.engine.chunk_bytes)
+        n_chunks = chunks.chunk_count(work, self.s.engine.chunk_lines, self._spooled_line_bytes(work), self.s.engine.chunk_bytes)
+        # The spool's own chunks serve unless the guess was too low (chunks over 1.5x the
+        # bound: a multi-member gzip's trailer only tells the last member's size) or far
+        # too high (many tiny chunks); else the lines are dealt again.
+        dealt = None
+        if 2 * n_chunks <= 3 * spooled_chunks and spooled_chunks <= 4 * n_chunks:
+            n_chunks, dealt = spooled_chunks, self._spooled_files
         plan = chunks.prepare(work, plan, n_chunks)
         non_blank: dict[int, int] = defaultdict(int)
         changes = ProfileChanges(work, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
                                  scratch=self._spool_dir, store=self.con)
-        for _ in chunks.chunk_views(work, plan, n_chunks, self.scratch):
+        for _ in chunks.chunk_views(work, plan, n_chunks, self.scratch, dealt=dealt):
             classify(work, plan, self.rulebooks[owner])
             for idx, n in work.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
                 non_blank[idx] += n
