@@ -312,6 +312,8 @@ class _Job:
             for batch in self._line_batches(c):
                 file_idx = pa.array(np.full(batch.num_rows, idx, dtype=np.int32))
                 yield pa.RecordBatch.from_arrays([file_idx, *batch.columns], schema=schema)
+        except GeneratorExit:  # DuckDB stopped reading (its COPY failed and raises on its own)
+            raise
         except BaseException as exc:  # noqa: BLE001 - re-raised (or turned into a rejection) after the COPY
             failed.append(exc)
 
