@@ -98,6 +98,12 @@ class ProfileChanges:
     # -- .sync (§3.8.1): adds and removals in line and item order; the last operation wins --
     def _stage_sync(self) -> None:
         con = self.con
+        self._stage_direct_adds()
+        if not con.execute("SELECT EXISTS (SELECT 1 FROM ops WHERE op = 'remove')").fetchone()[0]:
+            # No removal in this chunk (key-value files without d_unsid): every operation is
+            # an add, so the final adds need no sequence numbers or ordering.
+            self.staged["file_adds"].append("SELECT DISTINCT ns, pid, sid FROM ops")
+            return
         con.execute(f"CREATE OR REPLACE TEMP TABLE seq_ops AS SELECT o.ns, o.pid, o.sid, o.op, {_SEQ} AS seq FROM ops o")
         # Only keys with a removal need the order of their operations; every other key's last
         # operation is an add, so it skips the (costly) ordering and arg_max aggregation.
@@ -120,7 +126,6 @@ class ProfileChanges:
         )
         self.removed_after_add += con.execute("SELECT count(*) FROM seqd WHERE op = 'remove' AND prev = 'add'").fetchone()[0]
         self.staged["file_first_removes"].append("SELECT ns, pid, sid FROM seqd WHERE op = 'remove' AND prev IS NULL")
-        self._stage_direct_adds()
         self.staged["file_adds"].append(
             """SELECT DISTINCT ns, pid, sid FROM seq_ops o
                 WHERE op = 'add' AND NOT EXISTS (SELECT 1 FROM final_removes f WHERE f.ns = o.ns AND f.pid = o.pid AND f.sid = o.sid)
