@@ -26,6 +26,7 @@ from onramp.engine.resolve import resolve_ids
 from onramp.engine.scratch import RAW_LINE_COLUMNS, drop_quietly, parquet_source
 from onramp.engine.sqltext import lit
 
+_COLS = ", ".join(name for name, _ in RAW_LINE_COLUMNS)
 # Rows looked at to find an ODC file's first valid row before falling back to all rows.
 _ODC_PROBE_ROWS = 100_000
 
@@ -84,9 +85,8 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
     """
     by_device = plan.id_kind == ID_DEVICE_LEVEL and not plan.odc
     con.execute("DROP TABLE IF EXISTS raw_lines")  # left by an ID-sync file earlier in the job
-    cols = ", ".join(name for name, _ in RAW_LINE_COLUMNS)
     if chunks == 1:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT {cols} FROM raw_all")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT {_COLS} FROM raw_all")
         try:
             yield 0
         finally:
@@ -104,7 +104,7 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
         body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long, u.chunk FROM raw_all r
                     JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid_sql(plan.odc, "r.line")}"""
     else:
-        body = f"SELECT {cols}, uid_hash % {chunks} AS chunk FROM raw_all"
+        body = f"SELECT {_COLS}, uid_hash % {chunks} AS chunk FROM raw_all"
     scratch.mkdir(parents=True, exist_ok=True)
     parts = scratch / f"chunks-{uuid.uuid4().hex}"
     try:
@@ -120,8 +120,7 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
 def _expose_chunk(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
     # A view: the plan reads a chunk's lines once (and the reject rows once more, only
     # where a line was not stored); uncompressed Parquet reads cheaper than a copy.
-    cols = ", ".join(name for name, _ in RAW_LINE_COLUMNS)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT {cols} FROM {parquet_source(files, RAW_LINE_COLUMNS)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT {_COLS} FROM {parquet_source(files, RAW_LINE_COLUMNS)}")
 
 
 def _with_odc_ns(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> DataPlan:

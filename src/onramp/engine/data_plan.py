@@ -168,12 +168,9 @@ def _cap_and_check_ids(con: duckdb.DuckDBPyConnection, plan: DataPlan, fast: boo
     checked = f"""SELECT file_idx, line_no, uid, rest, ns,
                    CASE WHEN code IS NOT NULL THEN code WHEN is_discarded THEN 'discarded' ELSE {id_check} END AS code
               FROM ({source.format(ns=ns_col)}) c"""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW checked_simple AS {checked} WHERE simple" if fast else
-                "CREATE OR REPLACE TEMP VIEW checked_simple AS SELECT NULL WHERE false")
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE st AS
-        SELECT *, false AS simple FROM ({checked} {"WHERE NOT simple" if fast else ""})"""
-    )
+    if fast:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW checked_simple AS {checked} WHERE simple")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE st AS {checked} {'WHERE NOT simple' if fast else ''}")
 
 
 def first_odc_ns(con: duckdb.DuckDBPyConnection) -> int:
@@ -300,7 +297,7 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
                    CASE WHEN contains(rest, '"') THEN regexp_extract_all(rest, {lit(ITEM_SPLIT_RE)})
                         ELSE string_split(rest, ',') END AS parts,
                    (NOT contains(rest, '"') OR regexp_full_match(rest, {lit(ITEM_LIST_RE)})) AS list_ok
-              FROM st WHERE code IS NULL AND NOT simple
+              FROM st WHERE code IS NULL
         ), u AS (
             SELECT file_idx, line_no, list_ok, {_trim("item")} AS it, pos
               FROM (SELECT *, unnest(parts) AS item, generate_subscripts(parts, 1) AS pos FROM src)
@@ -348,7 +345,7 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
           FROM st s LEFT JOIN (
                 SELECT file_idx, line_no, count(*) AS n, bool_or(malformed) AS bad FROM items GROUP BY ALL
              ) i ON i.file_idx = s.file_idx AND i.line_no = s.line_no
-         WHERE s.code IS NULL AND NOT s.simple"""
+         WHERE s.code IS NULL"""
     )
 
 
@@ -558,8 +555,7 @@ def _collect(con: duckdb.DuckDBPyConnection, fast: bool) -> None:
           FROM st s
           LEFT JOIN item_status i ON i.file_idx = s.file_idx AND i.line_no = s.line_no
           LEFT JOIN line_profile lp ON lp.file_idx = s.file_idx AND lp.line_no = s.line_no
-          LEFT JOIN line_eval le ON le.file_idx = s.file_idx AND le.line_no = s.line_no
-         WHERE NOT s.simple"""
+          LEFT JOIN line_eval le ON le.file_idx = s.file_idx AND le.line_no = s.line_no"""
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW line_result AS SELECT * FROM general_result {simple_rows}")
     # A view: the profile changes read it once.

@@ -265,7 +265,8 @@ class _Job:
         schema = pa.schema([("file_idx", pa.int32()), *LINE_SCHEMA])
         spool = self._spool_dir
         spool.mkdir(parents=True, exist_ok=True)
-        chunk = f"{chunks.uid_hash_sql(odc)} % {n_chunks}" if n_chunks > 1 else "0"
+        key_sql = chunks.uid_hash_sql(odc)
+        chunk = f"{key_sql} % {n_chunks}" if n_chunks > 1 else "0"
         live: dict[int, Candidate] = {}
         for idx, c in enumerate(parts):
             if c.rejected or c.duplicate:
@@ -288,7 +289,6 @@ class _Job:
             else:
                 live[idx] = c
         source = parquet_source(self._spooled_files(), RAW_LINE_COLUMNS)
-        key_sql = chunks.uid_hash_sql(odc)
         con.execute(f"CREATE OR REPLACE TEMP VIEW raw_all AS SELECT file_idx, line_no, line, too_long, {key_sql} AS uid_hash FROM {source}")
         return live
 
