@@ -34,6 +34,8 @@ class InboundSettings(BaseModel):
     accept_short_timestamp: bool = Field(False, description="Accept file names whose timestamp has fewer than 10 digits (D-20).")
     schedule: str = Field("continuous", description="`continuous` or a UTC cron expression (§3.10).")
     settle_seconds: int = Field(30, description="Quiet time before a logical file is processed (§3.10).")
+    concurrent_jobs: int = Field(0, description="Jobs `onramp serve` runs at once, each on a different partner's file; 0 means one per core, at least 2 and at most 4.")
+    small_file_bytes: int = Field(64 * 2**20, description="Uploaded size (all parts together) up to which a logical file is small. With two or more concurrent jobs, one is kept for small files, so a partner's huge file never holds up other partners' everyday files.")
     s3_retention_days: int = Field(30, description="Days handled uploads are kept in the drop zone's `processed/` and `rejected/` (local folders or S3) before the hourly sweep deletes them (§3.1).")
 
 

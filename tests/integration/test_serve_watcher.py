@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
+import re
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from onramp.formats.info_file import render_info
 from onramp.service.watcher import PartnerFolders, Watcher
@@ -25,12 +30,15 @@ TAXONOMY = """
 partners:
   - {pid: 7, name: acme, contacts: [ops@acme.example]}
   - {pid: 8, name: globex}
+  - {pid: 9, name: initech}
 data_sources:
   - {dpid: 21, owner: 7, name: Acme UUIDs, id_type: cookie, inbound_id_type: platform_uuid}
   - {dpid: 31, owner: 8, name: Globex UUIDs, id_type: cookie, inbound_id_type: platform_uuid}
+  - {dpid: 41, owner: 9, name: Initech UUIDs, id_type: cookie, inbound_id_type: platform_uuid}
 traits:
   - {sid: 101, name: Acme one, data_source: 21, type: onboarded, rule: 'ic == "1"'}
   - {sid: 301, name: Globex one, data_source: 31, type: onboarded, rule: 'ic == "1"'}
+  - {sid: 401, name: Initech one, data_source: 41, type: onboarded, rule: 'ic == "1"'}
 """
 DAY = "2026-11-22"
 UUID = "12345678901234567890123456789012345678"
@@ -144,21 +152,25 @@ def test_one_partners_backlog_does_not_delay_another(tmp_path: Path):
     assert len(stored_receipts(settings)) == 6
 
 
-def test_a_partner_arriving_during_a_backlog_waits_for_one_job_at_most(tmp_path: Path):
-    """Jobs run one at a time: the file of a partner that shows up while another partner's
-    backlog is being worked runs next — files fetched ahead for the backlog do not go first."""
-    settings = make_settings(tmp_path)
+@pytest.mark.parametrize("slots", [1, 2])
+def test_a_partner_arriving_during_a_backlog_runs_in_the_next_round(tmp_path: Path, slots: int):
+    """The file of a partner that shows up while another partner's backlog is being worked
+    starts in the next round of jobs — files fetched ahead for the backlog do not go first.
+    With one job at a time that round is one job; with two, it runs next to the backlog's."""
+    settings = make_settings(tmp_path, concurrent_jobs=slots)
     for i in range(6):
         drop(settings, f"ftp_dpm_21_170000000{i}.sync", [f"{UUID}\t1"])
     watcher = make_watcher(settings)
+    assert watcher.slots == slots
     while not watcher.step():
         pass
     drop(settings, "ftp_dpm_31_1700000000.sync", [f"{UUID}\t1"], partner="globex")
-    jobs = 0
+    jobs = steps = 0
     while not archived(settings, "processed", "ftp_dpm_31_1700000000.sync", partner="globex"):
         jobs += watcher.step()
+        steps += 1
         assert jobs <= 6
-    assert jobs == 1, "globex's file should be the next job"
+    assert (steps, jobs) == (1, slots), "globex's file should be in the next round"
     watcher.drain()
     assert watcher.jobs_run == 7
 
@@ -340,3 +352,92 @@ def test_archived_files_are_swept_hourly_after_the_retention_days(tmp_path: Path
     assert not any(archived(settings, *k) for k in kept)
     assert stranger.exists(), "only archived files are swept, never uploads waiting in the drop zone"
     assert receipt(settings, "ftp_dpm_21_1700000000.sync")["stored_records"] == 1  # receipts written back stay
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def job_events(caplog) -> list[tuple[str, str]]:
+    """("started" | "done", partner/base) of the watcher's log, in order."""
+    pattern = re.compile(r"^\w+: (\w+)/date=[^/]+/(\S+) (started|done)\b")
+    found = [pattern.match(r.getMessage()) for r in list(caplog.records) if r.name == "onramp.watcher"]
+    return [(m[3], f"{m[1]}/{m[2]}") for m in found if m]
+
+
+def drop_big(settings: Settings, name: str, partner: str, lines: int) -> None:
+    path = zone(settings) / partner / f"date={DAY}" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(f"{i:038d}\t1\n" for i in range(lines)).encode()
+    path.write_bytes(gzip.compress(body, compresslevel=1))
+
+
+def test_a_huge_file_never_holds_up_another_partners_file(tmp_path: Path, caplog):
+    """The service loop (`run`), as `onramp serve` runs it, with two job slots: acme's and
+    globex's big files are waiting; initech's small file, uploaded while the first big job
+    runs, is answered before that job ends — the slot kept for small files takes it — and
+    the second big file waits for the first (one slot for big files)."""
+    settings = make_settings(tmp_path, concurrent_jobs=2, small_file_bytes=100_000)
+    big = {"acme": "ftp_dpm_21_1700000000.sync.gz", "globex": "ftp_dpm_31_1700000000.sync.gz"}
+    small = ("done", "initech/ftp_dpm_41_1700000000.sync")
+    for partner, name in big.items():
+        drop_big(settings, name, partner, 600_000)
+    watcher = make_watcher(settings)
+    stop = threading.Event()
+    loop = threading.Thread(target=watcher.run, args=(stop,))
+    with caplog.at_level(logging.INFO, logger="onramp.watcher"):
+        loop.start()
+        try:
+            wait_for(lambda: any(e == "started" for e, _ in job_events(caplog)))
+            drop(settings, "ftp_dpm_41_1700000000.sync", [f"{UUID}\t1"], partner="initech")
+            wait_for(lambda: small in job_events(caplog))
+            when_small_done = job_events(caplog)
+            wait_for(lambda: all(archived(settings, "processed", n, partner=p) for p, n in big.items()), 180)
+        finally:
+            stop.set()
+            loop.join(60)
+    events = job_events(caplog)
+    assert archived(settings, "processed", "ftp_dpm_41_1700000000.sync", partner="initech")
+    firsts = [w for e, w in events if e == "started" and not w.startswith("initech")]
+    assert [w for e, w in when_small_done if e == "started" and not w.startswith("initech")] == firsts[:1], \
+        "the second big file waits while the first runs"
+    assert [e for e in when_small_done if e[0] == "done"] == [small], "the small file ended first"
+    assert events.index(("done", firsts[0])) < events.index(("started", firsts[1]))
+    for partner, name in big.items():
+        assert receipt(settings, name.removesuffix(".gz"), partner=partner)["stored_records"] == 600_000
+    assert receipt(settings, "ftp_dpm_41_1700000000.sync", partner="initech")["stored_records"] == 1
+    assert watcher.jobs_run == 3
+
+
+def test_a_job_that_meets_another_jobs_write_runs_again_alone(tmp_path: Path, caplog):
+    """Jobs run side by side; DuckDB refuses the second writer of a row. A job refused so is
+    rolled back and runs again once it has the store alone: one receipt, no lost change."""
+    settings = make_settings(tmp_path)
+    drop(settings, "ftp_dpm_21_1700000000.sync", [f"{UUID}\t1"])
+    watcher = make_watcher(settings)
+    watcher.drain()
+    drop(settings, "ftp_dpm_21_1700000001.sync", [f"{UUID}\t1"])  # realizes the same trait of the same profile again
+    with caplog.at_level(logging.INFO, logger="onramp.watcher"):
+        with watcher.turns.shared():  # another job of this process ...
+            other = connect(settings)
+            other.execute("BEGIN TRANSACTION")
+            other.execute("UPDATE realizations SET realized_at = realized_at + INTERVAL 1 SECOND WHERE id = ?", [UUID])
+            drainer = threading.Thread(target=watcher.drain)
+            drainer.start()
+            wait_for(lambda: any("running it again alone" in r.getMessage() for r in caplog.records))
+            assert not archived(settings, "processed", "ftp_dpm_21_1700000001.sync")
+            other.execute("COMMIT")  # ... ends; the refused job now gets the store alone
+            other.close()
+        drainer.join(60)
+    assert receipt(settings, "ftp_dpm_21_1700000001.sync")["stored_records"] == 1
+    assert archived(settings, "processed", "ftp_dpm_21_1700000001.sync")
+    assert [r["files"][0]["name"] for r in stored_receipts(settings)] == ["ftp_dpm_21_1700000000.sync", "ftp_dpm_21_1700000001.sync"]
+    con = connect(settings)
+    try:
+        assert con.execute("SELECT count(*) FROM realizations WHERE id = ?", [UUID]).fetchone() == (1,)
+    finally:
+        con.close()
+    assert watcher.jobs_run == 2

@@ -157,3 +157,18 @@ def test_skipped_lanes_keep_their_turn():
     q.push("a", "a3", "x")
     assert q.pop(skip={"a"}) is None and q.depth("a") == 1  # skipping leaves the item queued
     assert q.pop()[1] == "a3"
+
+
+def test_a_lane_whose_next_item_is_refused_keeps_its_turn():
+    """The watcher refuses a second big file while one waits for a slot; that lane is not
+    passed over for good: it is served first once its item is accepted again."""
+    q: FairQueue[str, int] = FairQueue()
+    q.push("big", "b1", 500)
+    q.push("big", "b2", 1)
+    q.push("small", "s1", 1)
+    q.push("small", "s2", 1)
+    small_only = lambda size: size < 100
+    assert q.pop(accept=small_only)[1] == "s1"
+    assert q.pop(accept=small_only)[1] == "s2"
+    assert q.pop(accept=small_only) is None and q.depth("big") == 2
+    assert [q.pop()[1], q.pop()[1]] == ["b1", "b2"]

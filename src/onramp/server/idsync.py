@@ -134,14 +134,7 @@ def _cycle(settings: Settings, *, wait: bool) -> tuple[int, frozenset[int]]:
             raise _HandleConflict(str(exc)) from None
         raise
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            loaded = synclog.load_into_store(con, Path(settings.data_dir))
-            con.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):  # already rolled back when COMMIT failed
-                con.execute("ROLLBACK")
-            raise
+        loaded = synclog.load_committed(con, Path(settings.data_dir))
         dpids = frozenset(r[0] for r in con.execute("SELECT dpid FROM data_sources").fetchall())
         return loaded, dpids
     finally:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
+import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ import pyarrow as pa
 
 from onramp.engine.link_limits import evict_over_limits
 from onramp.errors import OnrampError
+from onramp.store.db import is_write_conflict, rollback_quietly
 from onramp.store.files import fsync_dir
 
 LOG_DIR = "idsync"
@@ -313,6 +316,32 @@ class SyncLog:
 
 
 # -- loader ---------------------------------------------------------------------------------------
+log = logging.getLogger("onramp.idsync")
+# Jobs of one process run side by side (service.turns) and each loads the log first: they
+# take turns, since each load rewrites the one progress row.
+_LOADING = threading.Lock()
+
+
+def load_committed(con: duckdb.DuckDBPyConnection, data_dir: Path, *, skip_on_conflict: bool = False) -> int:
+    """``load_into_store`` in a transaction of its own; returns how many records it read.
+
+    ``skip_on_conflict``: a write conflict with a job that is writing the same links (an
+    ID-sync file's) is no error; the records stay in the log for the next load.
+    """
+    with _LOADING:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            loaded = load_into_store(con, data_dir)
+            con.execute("COMMIT")
+            return loaded
+        except BaseException as exc:
+            rollback_quietly(con)
+            if skip_on_conflict and is_write_conflict(exc):
+                log.info("ID syncs left for the next load: a job is writing the same links (%s)", exc)
+                return 0
+            raise
+
+
 def load_into_store(con: duckdb.DuckDBPyConnection, data_dir: Path, *, limit: int = MAX_LOAD_RECORDS) -> int:
     """Merge logged syncs not yet loaded into ``links``; returns how many records it read.
 

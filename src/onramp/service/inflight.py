@@ -28,7 +28,7 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -140,11 +140,12 @@ class Inflight:
             zone.finish(lf.info, "processed")
         self._drop(lf.key)
 
-    def recover_all(self) -> None:
-        """Settle every entry left by a crash or a failed move (errors: retried later)."""
+    def recover_all(self, running: Container[LogicalKey] = ()) -> None:
+        """Settle every entry left by a crash, a failed job or a failed move (errors: retried
+        later); entries of jobs still ``running`` are theirs to finish."""
         now = time.monotonic()
         for key, path in list(self._entries.items()):
-            if self._retry_at.get(path, 0.0) > now:
+            if key in running or self._retry_at.get(path, 0.0) > now:
                 continue
             try:
                 self._recover(key, json.loads(path.read_text()))

@@ -45,7 +45,11 @@ from onramp.service.admission import Candidate, SourceInfo, TaxonomySnapshot, ad
 from onramp.server import synclog
 from onramp.service.clock import Clock, system_clock
 from onramp.settings import Settings
-from onramp.store.db import connect
+from onramp.store.db import connect, rollback_quietly
+
+# Jobs of this process under way (their scratch directories are not stale). A set's add and
+# discard are atomic under the GIL, and each job only touches its own ID.
+_LIVE_JOBS: set[str] = set()
 
 Progress = Callable[[str, int, int], None]  # (file name, lines read so far, bytes of the file) per batch
 
@@ -133,10 +137,11 @@ class _Job:
             reject_files.recover(self.s.data_dir, con)
         _remove_stale_scratch(self.scratch)
         reject_rows.prepare_connection(con)  # before the transaction (see there)
+        if not self.dry_run:
+            synclog.load_committed(con, self.s.data_dir, skip_on_conflict=True)  # HTTP ID syncs logged so far (§2.1) resolve this job's lines
         con.execute("BEGIN TRANSACTION")
+        _LIVE_JOBS.add(self.job_id)
         try:
-            if not self.dry_run:
-                synclog.load_into_store(con, self.s.data_dir)  # HTTP ID syncs logged so far (§2.1) resolve this job's lines
             snapshot = load_snapshot(con)
             cands = [
                 # An unreadable part has no bytes here: size 0, and no hash (the duplicate check skips it).
@@ -184,10 +189,11 @@ class _Job:
                 reject_files.publish(self.s.data_dir, self.job_id)
             return JobResult(self.job_id, out, problems)
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback_quietly(con)
             reject_files.discard(self.s.data_dir, self.job_id)
             raise
         finally:
+            _LIVE_JOBS.discard(self.job_id)
             if self._work is not None:
                 self._work.close()
             shutil.rmtree(self._pieces_dir, ignore_errors=True)
@@ -403,7 +409,7 @@ class _Job:
         non_blank: dict[int, int] = defaultdict(int)
         changes = ProfileChanges(work, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
                                  scratch=self._spool_dir, store=self.con)
-        for _ in chunks.chunk_views(work, plan, n_chunks, self.scratch, dealt=dealt):
+        for _ in chunks.chunk_views(work, plan, n_chunks, self._spool_dir, dealt=dealt):
             classify(work, plan, self.rulebooks[owner])
             for idx, n in work.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
                 non_blank[idx] += n
@@ -493,15 +499,18 @@ class _Job:
 
 
 def _remove_stale_scratch(scratch: Path, older_than_seconds: float = 3600) -> None:
-    """Spooled lines and chunk files left by a job that crashed (jobs never run in parallel
-    on one store, and none lasts an hour on the files this is for)."""
+    """Spooled lines and chunk files left by a job that crashed. Jobs of this process that
+    are still running (`onramp serve` runs several side by side) keep theirs, however old;
+    another process cannot be running a job on this store (DuckDB's file lock)."""
     import time
 
     if not scratch.is_dir():
         return
     cutoff = time.time() - older_than_seconds
+    live = set(_LIVE_JOBS)
     for entry in scratch.iterdir():
-        if entry.is_dir() and entry.name.startswith(("spool-", "chunks-", "pieces-")) and entry.stat().st_mtime < cutoff:
+        if (entry.is_dir() and entry.name.startswith(("spool-", "chunks-", "pieces-"))  # chunks-: older versions
+                and entry.name.split("-", 1)[1] not in live and entry.stat().st_mtime < cutoff):
             shutil.rmtree(entry, ignore_errors=True)
 
 

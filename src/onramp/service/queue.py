@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Container, Hashable
+from collections.abc import Callable, Container, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -55,13 +55,15 @@ class FairQueue(Generic[Lane, Item]):
         self._claimed[key] = lane
         return True
 
-    def pop(self, skip: Container[Lane] = ()) -> tuple[Lane, Hashable, Item] | None:
+    def pop(self, skip: Container[Lane] = (), accept: Callable[[Item], bool] | None = None) -> tuple[Lane, Hashable, Item] | None:
         """The next item of the lane whose turn it is; the key stays claimed until ``release``.
 
-        Lanes in ``skip`` (the watcher's: those with a file already fetched ahead) keep
-        their place in the turn; the first other lane is served.
+        Lanes in ``skip`` (the watcher's: those with a file already fetched ahead), and
+        lanes whose next item ``accept`` refuses (a big file while big files have no room),
+        keep their place in the turn; the first other lane is served.
         """
-        lane = next((candidate for candidate in self._turn if candidate not in skip), None)
+        lane = next((candidate for candidate in self._turn if candidate not in skip
+                     and (accept is None or accept(self._lanes[candidate][0].item))), None)
         if lane is None:
             return None
         self._turn.remove(lane)

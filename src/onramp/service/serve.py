@@ -66,6 +66,7 @@ def serve(settings: Settings, *, stop: threading.Event | None = None, on_ready: 
     Signal handlers are installed only when called from the main thread (the CLI);
     embedded callers (tests, `onramp demo`) pass their own ``stop``.
     """
+    from onramp.service.turns import StoreTurns
     from onramp.service.watcher import PartnerFolders, Watcher, check_schedule
     from onramp.store.db import connect
     from onramp.transports.dropzone import ENVIRONMENTS, open_dropzone
@@ -84,13 +85,14 @@ def serve(settings: Settings, *, stop: threading.Event | None = None, on_ready: 
                 running.zones[zone.env] = _where(zone)
                 log.info("%s drop zone: %s", zone.env, running.zones[zone.env])
             _start_partner_servers(settings, {z.env: z for z in zones}, stack, running)
-            # Jobs and the ID-sync loader write the same tables: in one process they take turns.
-            store_lock = threading.Lock()
-            http = _HttpThread(settings, store_lock)
+            # Jobs run side by side; the ID-sync loader (a child process) and API reprocesses
+            # take the store alone (service.turns).
+            turns = StoreTurns()
+            http = _HttpThread(settings, turns)
             running.http_url = http.start()
             stack.callback(http.stop)
             log.info("HTTP (ID sync, REST API) on %s", running.http_url)
-            watcher = Watcher(settings, zones, store_lock=store_lock)
+            watcher = Watcher(settings, zones, turns=turns)
             worker = threading.Thread(target=watcher.run, args=(stop,), name="onramp-watcher", daemon=True)
             worker.start()
             stack.callback(_join, worker, "watcher")
@@ -156,7 +158,7 @@ def _start_partner_servers(settings: Settings, zones: dict, stack: ExitStack, ru
 class _HttpThread:
     """uvicorn in a thread, on a socket bound here: port 0 works and the real port is known."""
 
-    def __init__(self, settings: Settings, store_lock: threading.Lock | None = None):
+    def __init__(self, settings: Settings, store_lock: Any = None):
         self.settings = settings
         self.store_lock = store_lock
         self.thread = threading.Thread(target=self._run, name="onramp-http", daemon=True)

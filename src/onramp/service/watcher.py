@@ -5,8 +5,9 @@ Each environment's drop zone (§9.1) is polled. Its objects are grouped into log
 is *settled* once it has been quiet for ``inbound.settle_seconds`` — no new part, no
 size change — or at once when an `.info` control file listing its parts has seen them all
 arrive. Settled files wait in the fair per-partner queue (``service.queue``); one job
-runs per logical file, so a broken file fails alone. With a cron ``inbound.schedule``
-the queue is filled only at the scheduled times.
+runs per logical file, so a broken file fails alone. Jobs of different partners run side
+by side, with a slot kept for small files (``service.turns`` has the store's side).
+With a cron ``inbound.schedule`` the queue is filled only at the scheduled times.
 
 After a job, each part moves to ``processed/`` or ``rejected/``, and the JSON receipt
 (plus the reject file) is written back next to the upload. An in-flight journal makes
@@ -31,28 +32,40 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from onramp.errors import FileRejected
 from onramp.formats.info_file import InfoFile, InvalidInfoFile, is_info_name, parse_info
 from onramp.service.clock import Clock, system_clock
 from onramp.service.inflight import Inflight, uri_of
 from onramp.service.queue import FairQueue
+from onramp.service.turns import StoreTurns
 from onramp.service.settle import LogicalFile, LogicalKey, SettleTracker, check_schedule, next_fire, signature
 from onramp.transports.dropzone import DropObject, DropObjectChanged, DropZone
 
+if TYPE_CHECKING:
+    from onramp.service.ingest import JobResult
+
 log = logging.getLogger("onramp.watcher")
 
-# Downloads ahead of the job under way, at most one per partner lane. Jobs run one at a time
-# on the store, so fetching only has to stay ahead of them: a machine with more cores finishes
-# jobs sooner and keeps more partners' downloads going. At least 2, so that while one lane's
-# next file waits fetched, a partner who just uploaded gets a slot and runs next (fairness,
-# docs/service.md); at most 4, since each fetch holds a scratch copy of an S3 object.
+# Downloads ahead of the jobs under way, at most one per partner lane. Fetching only has to
+# stay ahead of the jobs: a machine with more cores runs more jobs at once and keeps more
+# partners' downloads going. At least 2, so that a partner who just uploaded gets a download
+# while a big file waits for its slot; at most 4, since each holds a scratch copy of an S3 object.
 FETCH_WORKERS = min(4, max(2, os.cpu_count() or 1))
 FAIR_WAIT_SECONDS = 1.0  # how long the fairest file's download is awaited (once) before another runs
 MAIL_EVERY_SECONDS = 15.0  # retry cadence for receipt mail between jobs
 PARTNERS_REFRESH_SECONDS = 10.0
 SWEEP_EVERY_SECONDS = 3600.0
 MAX_BACKOFF_SECONDS = 300.0
+
+
+def job_slots(settings) -> int:
+    """Jobs run at once: ``inbound.concurrent_jobs``, or one per core, at least 2 and at most 4
+    (two, so that one partner's long job never holds up the others; DuckDB's memory limit is
+    shared by all of them, so more jobs do not need more memory)."""
+    n = settings.inbound.concurrent_jobs
+    return n if n > 0 else min(4, max(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -63,6 +76,15 @@ class _Fetched:
     # Parts the zone refused to give (S3 access denied, §3.1): no file at their path; the job
     # rejects them with this reason, so they get a receipt instead of being retried forever.
     unreadable: dict[Path, FileRejected] = field(default_factory=dict)
+
+
+@dataclass
+class _Running:
+    lf: LogicalFile
+    fetched: _Fetched
+    future: Future[JobResult]
+    big: bool  # over inbound.small_file_bytes: may not take the last free slot
+    started: float
 
 
 def open_store(settings, *, attempts: int = 50):
@@ -110,21 +132,25 @@ class PartnerFolders:
 class Watcher:
     """Polls the drop zones and runs one job per settled logical file, fairly across partners.
 
-    ``run(stop)`` loops until ``stop`` is set; ``step()`` is one iteration (tests drive it).
-    ``wall`` is the real clock for settling and cron (it must agree with drop-zone times);
-    ``clock`` is the job clock (``ONRAMP_NOW`` pins it in tests).
+    Jobs run side by side in ``job_slots`` threads, one per partner at a time; one slot is
+    kept for small files (``inbound.small_file_bytes``), so a huge file never holds up other
+    partners' everyday files. ``run(stop)`` loops until ``stop`` is set; ``step()`` is one
+    iteration (tests drive it). ``wall`` is the real clock for settling and cron (it must
+    agree with drop-zone times); ``clock`` is the job clock (``ONRAMP_NOW`` pins it in tests).
     """
 
     def __init__(self, settings, zones: Iterable[DropZone], *, clock: Clock = system_clock,
                  wall: Callable[[], float] = time.time, poll_seconds: float = 1.0, deliver_mail: bool = True,
-                 store_lock: threading.Lock | None = None):
+                 turns: StoreTurns | None = None):
         self.settings = settings
-        self.store_lock = store_lock or threading.Lock()
+        self.turns = turns or StoreTurns()
         self.zones = {z.env: z for z in zones}
         self.clock = clock
         self.wall = wall
         self.poll = poll_seconds
         self.deliver_mail = deliver_mail
+        self.slots = job_slots(settings)
+        self.big_slots = max(1, self.slots - 1)
         self.cron = check_schedule(settings.inbound.schedule)
         self.tracker = SettleTracker(settings.inbound.settle_seconds)
         self.queue: FairQueue[tuple[str, str], LogicalFile] = FairQueue()
@@ -132,8 +158,10 @@ class Watcher:
         self._infos: dict[str, tuple[tuple, InfoFile | InvalidInfoFile]] = {}
         self._failures: dict[LogicalKey, tuple[int, float]] = {}
         self._pool = ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="onramp-fetch")
+        self._jobs = ThreadPoolExecutor(self.slots, thread_name_prefix="onramp-job")
         self._fetching: list[tuple[LogicalFile, Future[_Fetched]]] = []
-        self._lane_ran: dict[tuple[str, str], int] = {}  # lane -> when it last ran a job (a sequence number)
+        self._running: dict[LogicalKey, _Running] = {}
+        self._lane_ran: dict[tuple[str, str], int] = {}  # lane -> when it last started a job (a sequence number)
         self._job_seq = itertools.count()
         self._awaited: set[LogicalKey] = set()  # fetches already waited for once (FAIR_WAIT_SECONDS)
         self._initial = True
@@ -148,46 +176,56 @@ class Watcher:
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
-                busy = self.step(stop)
-                if not busy:
-                    stop.wait(self.poll)
+                self.step(stop, wait_for_jobs=False)
         finally:
             self.close()
 
-    def step(self, stop: threading.Event | None = None) -> bool:
-        """Recover, scan, and run at most one job; True if a job ran.
+    def step(self, stop: threading.Event | None = None, *, wait_for_jobs: bool = True) -> int:
+        """Recover, scan, start jobs in the free slots, finish those that ended; returns how
+        many ended.
 
-        One job per step: the zones are scanned again between two jobs, so a partner's
-        file that settles meanwhile takes its turn before the next of a long backlog.
+        With ``wait_for_jobs`` (tests, ``drain``) it returns once the jobs under way have
+        ended, so a step is one round of jobs. The service loop passes False and comes back
+        within a poll, so new uploads are seen and start while a long job runs.
         """
-        self.inflight.recover_all()
+        self.inflight.recover_all(running=self._running)
         self.scan()
         self._fill_fetches()
-        ran = False
-        done = self._take_fetched(timeout=self.poll if self._fetching else 0)
-        if done is not None and not (stop and stop.is_set()):
-            self._run(*done)
-            ran = True
+        started = self._start_jobs(stop, timeout=self.poll if self._fetching and not self._running else 0)
+        if wait_for_jobs:
+            wait([r.future for r in self._running.values()])
+        elif not started:
+            pending = [r.future for r in self._running.values()] + [fut for _, fut in self._fetching if not fut.done()]
+            if pending:
+                wait(pending, timeout=self.poll, return_when=FIRST_COMPLETED)
+            elif stop is not None:
+                stop.wait(self.poll)
+        finished = self._finish_jobs()
+        if started or finished:
             self._fill_fetches()
         self._deliver_mail()
         self._sweep()
-        return ran
+        return finished
 
     def drain(self, timeout: float = 60.0) -> None:
-        """Step until nothing is queued, fetching or waiting to settle (tests, `onramp demo`)."""
+        """Step until nothing is queued, fetching, running or waiting to settle (tests, `onramp demo`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.step():
                 continue
-            if not self.queue and not self._fetching and not self.inflight.pending() and self._last_waiting == 0:
+            if (not self.queue and not self._fetching and not self._running and not self.inflight.pending()
+                    and self._last_waiting == 0):
                 return
             time.sleep(min(self.poll, 0.2))
         raise TimeoutError("the drop zones did not drain in time")
 
     def close(self) -> None:
+        """Stop fetching; the jobs under way finish (a job is never interrupted) and are answered."""
         for _, fut in self._fetching:
             fut.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._jobs.shutdown(wait=True)
+        self._finish_jobs()
 
     # -- scanning ----------------------------------------------------------------------------
     def scan(self) -> None:
@@ -265,9 +303,16 @@ class Watcher:
 
     # -- fetching and running -------------------------------------------------------------------
     def _fill_fetches(self) -> None:
-        while len(self._fetching) < FETCH_WORKERS:
-            # One file per lane ahead: another partner's upload never waits behind a backlog's prefetches.
-            popped = self.queue.pop(skip={lf.lane for lf, _ in self._fetching})
+        """Download ahead: one file per lane, ``FETCH_WORKERS`` lanes whose partner has no job
+        under way, and at most one big file that way (it may have to wait for a big slot)."""
+        while True:
+            busy = self._running_lanes()
+            ahead = [lf for lf, _ in self._fetching if lf.lane not in busy]
+            if len(ahead) >= FETCH_WORKERS:
+                break
+            big_ahead = any(self._is_big(lf) for lf in ahead)
+            popped = self.queue.pop(skip={lf.lane for lf, _ in self._fetching},
+                                    accept=(lambda lf: not self._is_big(lf)) if big_ahead else None)
             if popped is None:
                 break
             lf = popped[2]
@@ -297,16 +342,40 @@ class Watcher:
             paths.append(path)
         return _Fetched(lf, folder, paths, unreadable)
 
-    def _take_fetched(self, timeout: float) -> tuple[LogicalFile, Future[_Fetched]] | None:
-        """The fetched file of the lane that ran a job least recently (queue order among equals).
+    def _is_big(self, lf: LogicalFile) -> bool:
+        return sum(p.size for p in lf.parts) > self.settings.inbound.small_file_bytes
 
-        When another one is ready first, its download is awaited once, for up to
-        ``FAIR_WAIT_SECONDS``; if it is still under way then, the fairest finished one runs
-        instead: a slow download never holds up one that is done for long.
+    def _running_lanes(self) -> set[tuple[str, str]]:
+        return {r.lf.lane for r in self._running.values()}
+
+    def _may_start(self, lf: LogicalFile) -> bool:
+        """A partner runs one job at a time (its files' order matters, SPEC §3.8.4); big files
+        leave one slot free for small ones."""
+        if lf.lane in self._running_lanes():
+            return False
+        return not self._is_big(lf) or sum(r.big for r in self._running.values()) < self.big_slots
+
+    def _start_jobs(self, stop: threading.Event | None, timeout: float) -> int:
+        """Start jobs in the free slots, fairest lane first; returns how many started."""
+        started = 0
+        while len(self._running) < self.slots and not (stop and stop.is_set()):
+            entry = self._take_fetched(timeout if started == 0 else 0)
+            if entry is None:
+                break
+            started += self._start(*entry)
+        return started
+
+    def _take_fetched(self, timeout: float) -> tuple[LogicalFile, Future[_Fetched]] | None:
+        """The fetched file that may start, of the lane that ran a job least recently.
+
+        When another one is ready first, the fairest one's download is awaited once, for up
+        to ``FAIR_WAIT_SECONDS``; if it is still under way then, the fairest finished one
+        starts instead: a slow download never holds up one that is done for long.
         """
-        if not self._fetching:
+        ranked = sorted((e for e in self._fetching if self._may_start(e[0])),
+                        key=lambda entry: self._lane_ran.get(entry[0].lane, -1))
+        if not ranked:
             return None
-        ranked = sorted(self._fetching, key=lambda entry: self._lane_ran.get(entry[0].lane, -1))
         if timeout > 0 and not any(fut.done() for _, fut in ranked):
             wait([fut for _, fut in ranked], timeout=timeout, return_when=FIRST_COMPLETED)
         fairest_lf, fairest = ranked[0]
@@ -321,42 +390,76 @@ class Watcher:
                 return entry
         return None
 
-    def _run(self, lf: LogicalFile, fut: Future[_Fetched]) -> None:
+    def _start(self, lf: LogicalFile, fut: Future[_Fetched]) -> bool:
         try:
             fetched = fut.result()
         except DropObjectChanged:
             self.queue.release(lf.key)  # replaced or deleted since it settled: it settles again
-            return
+            return False
         except Exception as exc:  # noqa: BLE001 - e.g. S3 unreachable or 5xx; retried with a growing delay
             self._failed(lf, f"cannot fetch: {exc}")
-            return
+            return False
         try:
-            self._job(lf, fetched)
-        finally:
+            self.inflight.begin(lf)  # durably, before the job can commit
+        except Exception as exc:  # noqa: BLE001 - e.g. a full disk: nothing ran, try again later
             shutil.rmtree(fetched.folder, ignore_errors=True)
+            self._failed(lf, f"cannot record the job in {self.inflight.root}: {exc}")
+            return False
+        future = self._jobs.submit(self._job, lf, fetched)
+        self._running[lf.key] = _Running(lf, fetched, future, self._is_big(lf), time.monotonic())
+        log.info("%s: %s/date=%s/%s started (%s file; %d of %d jobs running)", lf.env, lf.partner, lf.date, lf.base,
+                 "big" if self._is_big(lf) else "small", len(self._running), self.slots)
+        return True
 
-    def _job(self, lf: LogicalFile, fetched: _Fetched) -> None:
-        from onramp.server import metrics
+    def _job(self, lf: LogicalFile, fetched: _Fetched) -> JobResult:
+        """One logical file's job, in a job thread, next to other partners' jobs; one that
+        meets another job's write (a data source both may write) runs again alone."""
         from onramp.service.ingest import run_job
+        from onramp.store.db import is_write_conflict
 
-        started = time.monotonic()
         pid = lf.parts[0].pid  # the partner folder names the uploader (§3.1)
         uris = {p: uri_of(o) for p, o in zip(fetched.paths, lf.parts, strict=True)}
+
+        def attempt() -> JobResult:
+            con = open_store(self.settings)
+            try:
+                return run_job(self.settings, fetched.paths, partner=pid, env=lf.env, clock=self.clock, uris=uris, con=con,
+                               unreadable=fetched.unreadable)
+            finally:
+                con.close()
+
         try:
-            with self.store_lock:
-                con = open_store(self.settings)
-                try:
-                    self.inflight.begin(lf)
-                    result = run_job(self.settings, fetched.paths, partner=pid, env=lf.env, clock=self.clock, uris=uris, con=con,
-                                     unreadable=fetched.unreadable)
-                finally:
-                    con.close()
+            with self.turns.shared():
+                return attempt()
+        except Exception as exc:
+            if not is_write_conflict(exc):
+                raise
+            log.info("%s: %s/%s changes rows another job was changing; running it again alone (%s)",
+                     lf.env, lf.partner, lf.base, exc)
+        with self.turns:
+            return attempt()
+
+    def _finish_jobs(self) -> int:
+        """Receipts back, parts moved, for each job that ended; returns how many ended."""
+        done = [r for r in self._running.values() if r.future.done()]
+        for r in done:
+            del self._running[r.lf.key]
+            shutil.rmtree(r.fetched.folder, ignore_errors=True)
+            self._finish(r)
+        return len(done)
+
+    def _finish(self, job: _Running) -> None:
+        from onramp.server import metrics
+
+        lf = job.lf
+        try:
+            result = job.future.result()
         except Exception as exc:  # noqa: BLE001 - the job rolled back (or committed just before failing):
             # the in-flight journal decides which, from the ledger, before anything runs again.
-            log.exception("%s: job for %s/%s failed", lf.env, lf.partner, lf.base)
+            log.error("%s: job for %s/%s failed", lf.env, lf.partner, lf.base, exc_info=exc)
             self._failed(lf, str(exc))
             return
-        metrics.record_job(lf.env, result.receipts, time.monotonic() - started)
+        metrics.record_job(lf.env, result.receipts, time.monotonic() - job.started)
         self.jobs_run += 1
         self._failures.pop(lf.key, None)
         self._mail_due = True

@@ -20,6 +20,25 @@ def store_path(data_dir: Path) -> Path:
     return Path(data_dir) / DB_FILE
 
 
+def is_write_conflict(exc: BaseException) -> bool:
+    """DuckDB refused a write because another open transaction changed the same row.
+
+    Jobs run side by side in `onramp serve` (``service.turns``); DuckDB checks their
+    writes row by row and refuses the second writer of a row. Its transaction is then
+    rolled back and running it again, once the other one has ended, succeeds.
+    """
+    return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
+
+
+def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """ROLLBACK after a failure; DuckDB has already rolled back when the failure was the COMMIT
+    itself or a write conflict, and the error of saying so again would hide the real one."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
 def connect(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the store of ``settings.data_dir``.
 
