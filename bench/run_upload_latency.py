@@ -18,6 +18,12 @@ bench/results/upload-*.json (its "dropzone" field says which drop zone was measu
     .venv/bin/python bench/run_upload_latency.py                  # ~1 GB uncompressed d_sid file
     .venv/bin/python bench/run_upload_latency.py --lines 1000000  # quick check
     .venv/bin/python bench/run_upload_latency.py --dropzone s3 --lines 1000000
+    .venv/bin/python bench/run_upload_latency.py --alongside       # + another partner's small file
+
+- ``--alongside`` (local drop zone): once the big file's job has started, a second
+  partner ("globex", added by a partial taxonomy apply) uploads a 100-line file; its own
+  upload → receipt time is reported too — what a partner waits while another partner's
+  huge file is being processed (docs/service.md: one job slot is kept for small files).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,6 +54,15 @@ SETTLE_SECONDS = 1
 PARTNER = "acme"  # partner 7 of bench/data/taxonomy.yaml
 BUCKET = "onramp-inbound"  # the bucket docs/dropzones.md uses; beta is "<bucket>-beta"
 POLL_SECONDS = 0.05
+OTHER_PARTNER = "globex"
+OTHER_PARTNER_TAXONOMY = """
+partners:
+  - {pid: 8, name: globex}
+data_sources:
+  - {dpid: 31, owner: 8, name: Globex UUIDs, id_type: cookie, inbound_id_type: platform_uuid}
+traits:
+  - {sid: 301, name: Globex one, data_source: 31, type: onboarded, rule: 'ic == "1"'}
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=HERE / "data")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--alongside", action="store_true",
+                        help="also time another partner's small file uploaded while the big one is processed (local only)")
     args = parser.parse_args(argv)
+    if args.alongside and args.dropzone != "local":
+        parser.error("--alongside needs --dropzone local")
 
     if args.dropzone == "s3":
         from onramp.testing.seaweed import weed_binary
@@ -82,9 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = work / "onramp-data"
     onramp = [sys.executable, "-m", "onramp", "--data-dir", str(data_dir)]
     subprocess.run([*onramp, "taxonomy", "apply", str(taxonomy)], check=True, capture_output=True)
+    if args.alongside:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "other-partner.yaml").write_text(OTHER_PARTNER_TAXONOMY)
+        subprocess.run([*onramp, "taxonomy", "apply", str(work / "other-partner.yaml")], check=True, capture_output=True)
     env = {"ONRAMP_INBOUND__SETTLE_SECONDS": str(SETTLE_SECONDS), "ONRAMP_FTP__ENABLED": "false"}
-    upload = upload_local if args.dropzone == "local" else upload_s3
-    total, body, extra = upload(src, data_dir, work, env, args.timeout)
+    if args.dropzone == "local":
+        total, body, extra = upload_local(src, data_dir, work, env, args.timeout, alongside=args.alongside)
+    else:
+        total, body, extra = upload_s3(src, data_dir, work, env, args.timeout)
     latency = total - SETTLE_SECONDS
     result = {
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -102,26 +128,50 @@ def main(argv: list[str] | None = None) -> int:
     where = "" if args.dropzone == "local" else f", {args.dropzone} drop zone"
     print(f"[{args.kind}{where}] {stats['lines']:,} lines, {stats['bytes'] / 1e9:.2f} GB uncompressed: "
           f"settled → receipt {latency:.1f} s (target ≤ 60 s); stored {body.get('stored_records'):,}; {out}")
+    if args.alongside:
+        print(f"[alongside] another partner's 100-line file, uploaded {extra['other_uploaded_after_big_started_s']:.1f} s "
+              f"into the big job: settled → receipt {extra['other_seconds_settled_to_receipt']:.2f} s, "
+              f"{extra['other_receipt_before_big_by_s']:.1f} s before the big file's receipt")
     shutil.rmtree(work, ignore_errors=True)
     return 0 if latency <= 60 else 1
 
 
-def upload_local(src: Path, data_dir: Path, work: Path, env: dict[str, str],
-                 timeout: float) -> tuple[float, dict[str, Any], dict[str, Any]]:
-    """Rename a fully copied file into the local drop zone; seconds until its receipt, the receipt."""
+def upload_local(src: Path, data_dir: Path, work: Path, env: dict[str, str], timeout: float, *,
+                 alongside: bool = False) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """Rename a fully copied file into the local drop zone; seconds until its receipt, the receipt.
+
+    ``alongside``: once its job has started, another partner's small file completes its
+    upload too; the extras say how long that one took and how far ahead of the big one."""
     service = ServeProcess(data_dir, env=env, log=work / "serve.log").wait_ready()
+    extra: dict[str, Any] = {}
     try:
-        folder = data_dir / "dropzone" / "prod" / PARTNER / f"date={datetime.now(UTC):%Y-%m-%d}"
+        day = f"date={datetime.now(UTC):%Y-%m-%d}"
+        folder = data_dir / "dropzone" / "prod" / PARTNER / day
         folder.mkdir(parents=True, exist_ok=True)
         partial = folder / f".{src.name}.part"
         shutil.copyfile(src, partial)  # the upload in progress: hidden, never picked up
         start = time.monotonic()
         partial.rename(folder / src.name)  # the upload completes
+        if alongside:
+            big_started = re.compile(rf"{PARTNER}/{day}/\S+ started \(")
+            wait_for(lambda: big_started.search(service.text()), service, start, timeout, "the big file's job to start")
+            other = data_dir / "dropzone" / "prod" / OTHER_PARTNER / day
+            other.mkdir(parents=True, exist_ok=True)
+            lines = "".join(f"{i:038d}\t1\n" for i in range(100)).encode()
+            (other / ".upload.part").write_bytes(lines)
+            other_start = time.monotonic()
+            (other / ".upload.part").rename(other / "ftp_dpm_31_1700000000.sync")
+            wait_for(lambda: sorted(other.glob("*.receipt.json")), service, other_start, timeout, "the other receipt")
+            other_done = time.monotonic()
         receipt = wait_for(lambda: sorted(folder.glob("*.receipt.json")), service, start, timeout, "receipt")[0]
         total = time.monotonic() - start
+        if alongside:
+            extra = {"other_uploaded_after_big_started_s": round(other_start - start, 2),
+                     "other_seconds_settled_to_receipt": round(other_done - other_start - SETTLE_SECONDS, 2),
+                     "other_receipt_before_big_by_s": round(start + total - other_done, 2)}
     finally:
         service.stop()
-    return total, json.loads(receipt.read_text()), {}
+    return total, json.loads(receipt.read_text()), extra
 
 
 def upload_s3(src: Path, data_dir: Path, work: Path, env: dict[str, str],
