@@ -7,6 +7,7 @@ real CLI started meanwhile must wait, say so, and then succeed — never fail wi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,3 +55,61 @@ def test_a_command_waits_for_a_busy_store_and_then_succeeds(tmp_path: Path) -> N
         assert "locked" not in text.lower() and "lock on file" not in text.lower()
     # It really waited for the holder instead of reading around it.
     assert waited >= HOLD_SECONDS * 0.8, waited
+
+
+def test_a_command_gets_its_turn_during_a_backlog_of_jobs(tmp_path: Path) -> None:
+    """Jobs of two partners run side by side, one after another, so the service always has
+    the store open. The real CLI started meanwhile asks for a turn (``store-waiters/``): no
+    new job starts, the running ones end, the command runs — long before the backlog is
+    done — and then the jobs go on."""
+    import gzip
+    import threading
+
+    from onramp.service.watcher import PartnerFolders, Watcher
+    from onramp.taxonomy.apply import apply_taxonomy
+    from onramp.taxonomy.load import load_taxonomy
+    from onramp.transports.dropzone import ENVIRONMENTS, open_dropzone
+    from tests.integration.test_serve_watcher import TAXONOMY
+
+    settings = load_settings(data_dir=tmp_path / "data", inbound={"settle_seconds": 0, "concurrent_jobs": 2})
+    con = connect(settings)
+    try:
+        apply_taxonomy(con, load_taxonomy(TAXONOMY)[0])
+    finally:
+        con.close()
+    zone = Path(settings.data_dir) / "dropzone" / "prod"
+    uploads = []
+    for partner, dpid in (("acme", 21), ("globex", 31)):
+        for i in range(8):
+            path = zone / partner / "date=2026-11-22" / f"ftp_dpm_{dpid}_170000000{i}.sync.gz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            body = "".join(f"{n:038d}\t1\n" for n in range(i * 150_000, (i + 1) * 150_000)).encode()
+            path.write_bytes(gzip.compress(body, compresslevel=1))
+            uploads.append(path)
+    partners = PartnerFolders(settings)
+    watcher = Watcher(settings, [open_dropzone(settings, env, partners) for env in ENVIRONMENTS],
+                      poll_seconds=0.05, deliver_mail=False)
+    stop = threading.Event()
+    loop = threading.Thread(target=watcher.run, args=(stop,))
+    loop.start()
+    try:
+        while watcher.jobs_run < 2:  # the backlog is being worked
+            time.sleep(0.02)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ONRAMP_")}
+        cli = subprocess.run([sys.executable, "-m", "onramp", "--data-dir", str(settings.data_dir), "receipts", "--json"],
+                             capture_output=True, text=True, env=env, timeout=120, check=False)
+        left_when_cli_ran = sum(p.exists() for p in uploads)
+        deadline = time.monotonic() + 180
+        while any(p.exists() for p in uploads):
+            assert time.monotonic() < deadline, "the backlog did not finish after the command"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        loop.join(120)
+    assert cli.returncode == 0, cli.stderr
+    assert "locked" not in cli.stderr.lower()
+    assert left_when_cli_ran >= 4, f"the command waited for the whole backlog ({left_when_cli_ran} files left)"
+    assert len(json.loads(cli.stdout)) >= 2
+    assert watcher.jobs_run == 16
+    assert not list((Path(settings.data_dir) / "store-waiters").iterdir())
+

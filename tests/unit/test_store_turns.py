@@ -41,7 +41,7 @@ def test_jobs_share_the_store_and_a_lone_user_waits_for_them():
 def test_a_waiting_lone_user_goes_before_jobs_that_come_after_it():
     turns = StoreTurns()
     leave_first, first_in = threading.Event(), threading.Event()
-    first = hold_shared(turns, first_in, leave_first)
+    hold_shared(turns, first_in, leave_first)
     assert first_in.wait(5)
     order: list[str] = []
     loader = threading.Thread(target=lambda: (turns.acquire(), order.append("loader"), turns.release()))

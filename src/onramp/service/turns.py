@@ -56,7 +56,7 @@ class StoreTurns:
             self._alone = False
             self._cond.notify_all()
 
-    def __enter__(self) -> StoreTurns:
+    def __enter__(self) -> StoreTurns:  # noqa: PYI034 - the with-target is this very object
         self.acquire()
         return self
 

@@ -39,8 +39,15 @@ from onramp.formats.info_file import InfoFile, InvalidInfoFile, is_info_name, pa
 from onramp.service.clock import Clock, system_clock
 from onramp.service.inflight import Inflight, uri_of
 from onramp.service.queue import FairQueue
+from onramp.service.settle import (
+    LogicalFile,
+    LogicalKey,
+    SettleTracker,
+    check_schedule,
+    next_fire,
+    signature,
+)
 from onramp.service.turns import StoreTurns
-from onramp.service.settle import LogicalFile, LogicalKey, SettleTracker, check_schedule, next_fire, signature
 from onramp.transports.dropzone import DropObject, DropObjectChanged, DropZone
 
 if TYPE_CHECKING:
@@ -170,6 +177,7 @@ class Watcher:
         self._mail_due = False
         self._swept_at = float("-inf")
         self._last_waiting = 0
+        self._yielding = False  # holding new jobs back for a command waiting for the store
         self.jobs_run = 0
 
     # -- loop --------------------------------------------------------------------------------
@@ -356,7 +364,19 @@ class Watcher:
         return not self._is_big(lf) or sum(r.big for r in self._running.values()) < self.big_slots
 
     def _start_jobs(self, stop: threading.Event | None, timeout: float) -> int:
-        """Start jobs in the free slots, fairest lane first; returns how many started."""
+        """Start jobs in the free slots, fairest lane first; returns how many started.
+
+        None while a command of another process waits for the store (`onramp receipts`
+        during a backlog): the jobs under way end, the store closes, the command runs,
+        then jobs go on (ADR 0001)."""
+        from onramp.store.db import waiting_for_store
+
+        if waiting_for_store(self.settings.data_dir):
+            if not self._yielding:
+                log.info("a command is waiting for the store: new jobs start once it has had its turn")
+                self._yielding = True
+            return 0
+        self._yielding = False
         started = 0
         while len(self._running) < self.slots and not (stop and stop.is_set()):
             entry = self._take_fetched(timeout if started == 0 else 0)
@@ -454,7 +474,7 @@ class Watcher:
         lf = job.lf
         try:
             result = job.future.result()
-        except Exception as exc:  # noqa: BLE001 - the job rolled back (or committed just before failing):
+        except Exception as exc:  # the job rolled back (or committed just before failing):
             # the in-flight journal decides which, from the ledger, before anything runs again.
             log.error("%s: job for %s/%s failed", lf.env, lf.partner, lf.base, exc_info=exc)
             self._failed(lf, str(exc))

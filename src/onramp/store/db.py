@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -14,6 +16,8 @@ from onramp.formats.ids import GLOBAL_DEVICE_SOURCES
 from onramp.settings import Settings
 
 DB_FILE = "onramp.duckdb"
+WAITERS_DIR = "store-waiters"  # one marker per command waiting for the store (``waiting_for_store``)
+WAITER_FRESH_SECONDS = 5.0
 
 
 def store_path(data_dir: Path) -> Path:
@@ -66,24 +70,68 @@ def _open_waiting(path: str, read_only: bool, config: dict, wait: float) -> duck
 
     DuckDB lets one process write a database file at a time. The service opens the store
     only for a unit of work (a job, a batch of ID syncs), so a command run meanwhile waits
-    seconds, not forever, and never fails with "database is locked" (ADR 0001).
+    seconds, not forever, and never fails with "database is locked" (ADR 0001). While it
+    waits it says so in ``store-waiters/`` (``waiting_for_store``): the service then starts
+    no new job until the command has had its turn, so a backlog cannot starve it.
     """
     deadline = time.monotonic() + wait
     delay, told = 0.05, False
-    while True:
+    marker: Path | None = None
+    try:
+        while True:
+            try:
+                return duckdb.connect(path, read_only=read_only, config=config)
+            except duckdb.IOException as exc:
+                # "lock": another process has the file; "file handle conflict": another thread of
+                # this process is opening or closing it at this instant.
+                message = str(exc).lower()
+                if ("lock" not in message and "file handle conflict" not in message) or time.monotonic() >= deadline:
+                    raise
+                if "lock" in message:
+                    marker = _raise_hand(Path(path).parent, marker)
+                if not told and time.monotonic() + 2 < deadline:
+                    print("onramp: waiting for the store (another Onramp process is using it)…", file=sys.stderr)
+                    told = True
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+
+
+def _raise_hand(data_dir: Path, marker: Path | None) -> Path:
+    """Create (or freshen) this waiter's marker in ``store-waiters/``."""
+    if marker is None:
+        marker = data_dir / WAITERS_DIR / f"{os.getpid()}-{threading.get_ident()}"
+        marker.parent.mkdir(exist_ok=True)
+    try:
+        marker.touch()
+    except OSError:
+        pass  # a read-only data directory: the command still waits, just without asking for a turn
+    return marker
+
+
+def waiting_for_store(data_dir: Path | str) -> bool:
+    """Whether a command of another process is waiting for the store right now.
+
+    A waiter freshens its marker at least every second; one older than
+    ``WAITER_FRESH_SECONDS`` belongs to a command that ended without removing it (killed),
+    and is deleted once it is an hour old.
+    """
+    folder = Path(data_dir) / WAITERS_DIR
+    if not folder.is_dir():
+        return False
+    now, waiting = time.time(), False
+    for marker in folder.iterdir():
         try:
-            return duckdb.connect(path, read_only=read_only, config=config)
-        except duckdb.IOException as exc:
-            # "lock": another process has the file; "file handle conflict": another thread of
-            # this process is opening or closing it at this instant.
-            message = str(exc).lower()
-            if ("lock" not in message and "file handle conflict" not in message) or time.monotonic() >= deadline:
-                raise
-            if not told and time.monotonic() + 2 < deadline:
-                print("onramp: waiting for the store (another Onramp process is using it)…", file=sys.stderr)
-                told = True
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            age = now - marker.stat().st_mtime
+        except FileNotFoundError:
+            continue  # its command got the store meanwhile
+        if age < WAITER_FRESH_SECONDS:
+            waiting = True
+        elif age > 3600:
+            marker.unlink(missing_ok=True)
+    return waiting
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
