@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+from duckdb.sqltypes import BLOB, BOOLEAN, VARCHAR
 
 from onramp.engine.codes import DIAGNOSABLE, LINE_CODES
 from onramp.engine.scratch import ParquetPieces
 from onramp.engine.sqltext import lit
 from onramp.formats.ids import GLOBAL_DEVICE_SOURCES
+from onramp.formats.lines import LineError, parse_data_line
 from onramp.settings import Settings
 
 COLUMNS = ("file", "line_number", "bucket", "reason", "hint", "excerpt")
@@ -134,20 +136,25 @@ def problems(con: duckdb.DuckDBPyConnection) -> list[dict]:
     return [dict(zip(("file", "line_number", "bucket", "reason", "hint"), r)) for r in rows]
 
 
-def _register_diagnose(con: duckdb.DuckDBPyConnection) -> None:
-    """``onramp_diagnose(raw, odc)`` → 'reason<US>hint' from the reference parser (Format Errors only)."""
-    from duckdb.sqltypes import BLOB, BOOLEAN, VARCHAR
-
-    from onramp.formats.lines import LineError, parse_data_line
-
-    def diagnose(raw: bytes, odc: bool) -> str | None:
-        try:
-            parse_data_line(raw, odc=odc)
-        except LineError as exc:
-            return f"{exc.reason}\x1f{exc.hint or ''}"
-        return ""  # accepted by the reference parser: the caller falls back to the code's text
-
+def diagnose_line(raw: bytes, odc: bool) -> str:
+    """'reason<US>hint' of the reference parser for one raw line; '' when it accepts the line
+    (the caller then falls back to the code's text)."""
     try:
-        con.create_function("onramp_diagnose", diagnose, [BLOB, BOOLEAN], VARCHAR, side_effects=False)
+        parse_data_line(raw, odc=odc)
+    except LineError as exc:
+        return f"{exc.reason}\x1f{exc.hint or ''}"
+    return ""
+
+
+def _register_diagnose(con: duckdb.DuckDBPyConnection) -> None:
+    """``onramp_diagnose(raw, odc)`` → ``diagnose_line`` (Format Errors only).
+
+    The function is registered once per database, in the catalog its connections share,
+    and DuckDB keeps only a borrowed pointer to the Python callable there: the callable
+    must outlive every connection, so it is this module-level function, never a closure
+    (a closure died with the connection that registered it, and the next job's call
+    crashed the process with a segmentation fault)."""
+    try:
+        con.create_function("onramp_diagnose", diagnose_line, [BLOB, BOOLEAN], VARCHAR, side_effects=False)
     except (duckdb.CatalogException, duckdb.NotImplementedException):
         pass  # already registered in this database (the catalog is shared by its connections)
