@@ -351,7 +351,7 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
         ), k AS (
             SELECT *, CASE WHEN form IN ('kv', 'kvq') THEN {_key("k_raw")} WHEN form = 'bare' THEN 'ic' END AS k FROM kv
         )
-        SELECT item, k, v,
+        SELECT row_number() OVER () AS iid, item, k, v,
           CASE WHEN form = 'colon' THEN 'remove'
                WHEN k = 'd_sid' THEN 'add'
                WHEN k = 'd_unsid' THEN 'remove'
@@ -363,7 +363,7 @@ def _parse_items(con: duckdb.DuckDBPyConnection) -> None:
     # Empty items have no form: the inner join drops them (D-26).
     con.execute(
         """CREATE OR REPLACE TEMP TABLE items AS
-        SELECT o.file_idx, o.line_no, o.pos, f.k, f.v, f.kind, (NOT o.list_ok OR f.malformed) AS malformed
+        SELECT o.file_idx, o.line_no, o.pos, f.iid, f.k, f.v, f.kind, (NOT o.list_ok OR f.malformed) AS malformed
           FROM item_occ o JOIN item_forms f ON f.item = o.item"""
     )
     con.execute("DROP TABLE item_occ")
@@ -504,15 +504,21 @@ def _line_ops(con: duckdb.DuckDBPyConnection) -> None:
 def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
     from onramp.rules.equality import sql_eq_tokens
 
-    con.execute("CREATE OR REPLACE TEMP TABLE sigs AS SELECT file_idx, line_no, pos, k, v FROM items WHERE kind = 'signal' AND NOT malformed")
+    con.execute("CREATE OR REPLACE TEMP TABLE sigs AS SELECT file_idx, line_no, pos, iid, k, v FROM items WHERE kind = 'signal' AND NOT malformed")
     if book.eq_atoms:
         # Equality rules are a join of (key, token) against the atom table, not a scan per
-        # rule. Only signals whose key occurs in an atom are tokenised; a term of one atom
-        # holds on any match, only terms of several atoms need counting.
-        matches = f"""(SELECT s.file_idx, s.line_no, a.sid, a.term, a.atom, a.n_atoms
-              FROM (SELECT file_idx, line_no, k, unnest({sql_eq_tokens('v')}) AS tok FROM sigs
-                     WHERE k IN (SELECT DISTINCT key FROM eq_atoms)) s
-              JOIN eq_atoms a ON a.key = s.k AND a.token = s.tok)"""
+        # rule. The atoms an item matches depend on its text alone: they are found once per
+        # distinct signal item (of a key some atom uses) and joined to the lines by item.
+        # A term of one atom holds on any match, only terms of several atoms need counting.
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE item_atoms AS
+            SELECT f.iid, a.sid, a.term, a.atom, a.n_atoms
+              FROM (SELECT iid, k, unnest({sql_eq_tokens('v')}) AS tok FROM item_forms
+                     WHERE kind = 'signal' AND NOT malformed AND k IN (SELECT DISTINCT key FROM eq_atoms)) f
+              JOIN eq_atoms a ON a.key = f.k AND a.token = f.tok"""
+        )
+        matches = """(SELECT s.file_idx, s.line_no, a.sid, a.term, a.atom, a.n_atoms
+              FROM sigs s JOIN item_atoms a ON a.iid = s.iid)"""
         if any(n_atoms > 1 for _, _, _, n_atoms, _, _ in book.eq_atoms):
             con.execute(
                 f"""INSERT INTO rule_hits
