@@ -506,8 +506,11 @@ CUSTOMER = FILE_KINDS[0]
         ("u1\t\u212aind=k\n".encode(), CUSTOMER, 102_400),
         # An equality term of two atoms holds only when both do; a one-atom term on its own.
         (b"u1\tc_color=red\nu2\tkind=k,c_color=RED\nu3\tic=10.0\nu4\tkind=k\n", CUSTOMER, 102_400),
+        # An atom's value under another key (which some atom also uses) matches nothing.
+        (b"u1\tkind=1\nu2\tkind=red,c_color=k\nu3\tc_color=10,kind=k\n", CUSTOMER, 102_400),
     ],
-    ids=["smoke", "blank-over-long", "cr-cr-lf", "dotted-I-directive", "dotted-I-ic", "kelvin-key", "two-atom-term"],
+    ids=["smoke", "blank-over-long", "cr-cr-lf", "dotted-I-directive", "dotted-I-ic", "kelvin-key", "two-atom-term",
+         "value-under-another-key"],
 )
 def test_pinned_lines(store, content, kind, max_line_bytes):
     check_file(store, content, kind, overwrite=False, max_line_bytes=max_line_bytes, name_ts=next(_stamps))
