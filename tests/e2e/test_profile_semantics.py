@@ -112,6 +112,23 @@ def test_ttl_expiry_formula(onramp, drop):
     assert traits(onramp, f"0:{uuid}", now="2026-11-24T00:00:00Z") == set()
 
 
+def test_realizing_a_trait_again_restarts_its_ttl(onramp, drop):
+    """§4.7: the realization timestamp is the last time the trait was realized, so a later
+    file that realizes it again (a .sync add, or an .overwrite keeping it) extends it."""
+    onramp.apply(TAXONOMY)
+    uuid = "2" * 38
+    onramp("ingest", str(write(drop, "ftp_dpm_23_1700000000.sync", [f"{uuid}\td_sid=11"])), check=True,
+           now="2026-11-22T23:00:00Z")
+    onramp("ingest", str(write(drop, "ftp_dpm_23_1700000100.sync", [f"{uuid}\td_sid=11"])), check=True,
+           now="2026-11-23T12:00:00Z")
+    body = onramp("profile", "--json", f"0:{uuid}", now="2026-11-24T10:00:00Z").json()
+    assert body["traits"][0]["expires_at"] == "2026-11-25T00:00:00Z"
+    onramp("ingest", str(write(drop, "ftp_dpm_23_1700000200.overwrite", [f"{uuid}\td_sid=11"])), check=True,
+           now="2026-11-24T12:00:00Z")
+    assert traits(onramp, f"0:{uuid}", now="2026-11-25T10:00:00Z") == {11}
+    assert onramp("profile", "--json", f"0:{uuid}", now="2026-11-25T10:00:00Z").json()["traits"][0]["expires_at"] == "2026-11-26T00:00:00Z"
+
+
 def test_beta_never_reaches_production(onramp, drop):
     onramp.apply(TAXONOMY)
     f = write(drop, "ftp_dpm_22_1700000000.sync", ["b1\td_sid=1"])
