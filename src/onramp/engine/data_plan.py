@@ -484,15 +484,16 @@ def _line_eval_with_rules(con: duckdb.DuckDBPyConnection) -> None:
 
 def _line_ops(con: duckdb.DuckDBPyConnection) -> None:
     # Trait changes in item order; a rule realization sits at its last contributing signal.
+    # ``rule_hits`` is distinct by then (``_evaluate_rules``).
     # Positions only order adds against removals: without a valid removal they are moot.
     any_removal = con.execute("SELECT EXISTS (SELECT 1 FROM dirs WHERE kind = 'remove' AND status = 'valid')").fetchone()[0]
     if any_removal:
         rule_adds = """SELECT h.file_idx, h.line_no, coalesce(max(u.pos), 0) AS pos, h.sid, 'add' AS op
-          FROM (SELECT DISTINCT file_idx, line_no, sid FROM rule_hits) h
+          FROM rule_hits h
           LEFT JOIN sig_used u ON u.file_idx = h.file_idx AND u.line_no = h.line_no AND u.sid = h.sid
          GROUP BY h.file_idx, h.line_no, h.sid"""
     else:
-        rule_adds = "SELECT DISTINCT file_idx, line_no, 0 AS pos, sid, 'add' AS op FROM rule_hits"
+        rule_adds = "SELECT file_idx, line_no, 0 AS pos, sid, 'add' AS op FROM rule_hits"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE line_ops AS
         SELECT file_idx, line_no, pos, sid, kind AS op FROM dirs WHERE status = 'valid'
