@@ -11,13 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 GiB = 1024**3
 
 
-class IdentitySettings(BaseModel):
+class _Section(BaseModel):
+    """A section of the settings: a misspelt key is an error, not a silently kept default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdentitySettings(_Section):
     cookie_name: str = Field("demdex", description="Name of the platform-UUID sync cookie (§1.3).")
     cookie_max_age_days: int = Field(180, description="Lifetime of the sync cookie in days (§1.3).")
     device_inactivity_days: int = Field(120, description="Device profiles inactive this long are deleted (§1.3).")
@@ -26,7 +32,10 @@ class IdentitySettings(BaseModel):
     reject_email_like_ids: bool = Field(True, description="Reject user IDs that look like raw email addresses (§1.4).")
 
 
-class InboundSettings(BaseModel):
+_RETIRED_INBOUND_KEYS = frozenset({"queue_read_max", "max_batches"})
+
+
+class InboundSettings(_Section):
     max_line_bytes: int = Field(102_400, description="Longest accepted line in bytes, terminator excluded (§3.6).")
     max_lines_per_user: int = Field(200, description="Lines per user ID per logical file; the rest are discarded (§3.6).")
     max_compressed_bytes: int = Field(3 * GiB, description="Largest accepted stored object (.gz or PGP) in bytes (§3.3).")
@@ -38,21 +47,30 @@ class InboundSettings(BaseModel):
     small_file_bytes: int = Field(64 * 2**20, description="Uploaded size (all parts together) up to which a logical file is small. With two or more concurrent jobs, one is kept for small files, so a partner's huge file never holds up other partners' everyday files.")
     s3_retention_days: int = Field(30, description="Days handled uploads are kept in the drop zone's `processed/` and `rejected/` (local folders or S3) before the hourly sweep deletes them (§3.1).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_keys(cls, data: Any) -> Any:
+        # Removed settings that never changed anything (docs/decisions.md): configurations
+        # that still set them keep working.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in _RETIRED_INBOUND_KEYS}
+        return data
 
-class TraitSettings(BaseModel):
+
+class TraitSettings(_Section):
     default_ttl_days: int = Field(120, description="TTL of a trait that does not set one (§4.1).")
 
 
-class ProfileSettings(BaseModel):
+class ProfileSettings(_Section):
     max_trait_qualifications: int = Field(150_000, description="Trait qualifications kept per profile (D-42).")
 
 
-class ReportSettings(BaseModel):
+class ReportSettings(_Section):
     error_sampling_days: int = Field(14, description="Days error sampling stays on once enabled (§7.4).")
     samples_per_type: int = Field(10, description="Error samples kept per error type (§7.4).")
 
 
-class EngineSettings(BaseModel):
+class EngineSettings(_Section):
     memory_limit: str = Field("1GB", description="DuckDB memory limit; larger jobs spill to disk instead of using more RAM.")
     threads: int = Field(0, description="Engine threads; 0 means one per core.")
     chunk_lines: int = Field(1_000_000, description="Lines per chunk of a big data file; chunks hold all lines of a profile, so results do not depend on it.")
@@ -60,13 +78,13 @@ class EngineSettings(BaseModel):
     lock_wait_seconds: float = Field(900, description="How long a command waits for the store while another Onramp process (e.g. `onramp serve` running a job) holds it.")
 
 
-class PlatformSettings(BaseModel):
+class PlatformSettings(_Section):
     name: str = Field("Onramp", description="Platform name used in receipt subjects (§6.2).")
     partner_solutions_email: str = Field("partner-solutions@onramp.invalid", description="Mailbox that receives every receipt (§6.1).")
     sender: str = Field("onramp-noreply@onramp.invalid", description="From address of receipts (§6.1).")
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the HTTP server (ID sync, REST API) listens on.")
     port: int = Field(8080, description="Port of the HTTP server.")
     admin_token: SecretStr = Field(SecretStr(""), description="Bearer token with full REST API access; empty = generated on first start and stored in the data directory.")
@@ -77,7 +95,7 @@ class HttpSettings(BaseModel):
     idsync_load_seconds: float = Field(10.0, description="How often the server moves logged ID syncs into the store and re-reads the data sources (§2.1); inbound jobs load the log themselves first.")
 
 
-class DropZoneSettings(BaseModel):
+class DropZoneSettings(_Section):
     kind: str = Field("local", description="`local` (a directory in the data directory) or `s3`.")
     path: Path | None = Field(None, description="Parent of the local drop zones `<path>/prod` and `<path>/beta` (§9.1); default `<data_dir>/dropzone`.")
     s3_endpoint: str = Field("", description="S3 endpoint URL; empty = AWS.")
@@ -90,7 +108,7 @@ class DropZoneSettings(BaseModel):
     s3_region: str = Field("us-east-1", description="S3 region.")
 
 
-class FtpSettings(BaseModel):
+class FtpSettings(_Section):
     enabled: bool = Field(True, description="Run the partner FTP server.")
     host: str = Field("127.0.0.1", description="Address the FTP server listens on.")
     port: int = Field(2121, description="FTP port (0 = any free port).")
@@ -108,7 +126,7 @@ class FtpSettings(BaseModel):
     forward_retry_seconds: float = Field(60, description="With an S3 drop zone: how often FTP/SFTP uploads whose copy to S3 failed are sent again (§3.1); 0 = only at start.")
 
 
-class MailSettings(BaseModel):
+class MailSettings(_Section):
     smtp_host: str = Field("", description="SMTP server; empty = write messages to `<data_dir>/outbox/` as .eml files.")
     smtp_port: int = Field(587, description="SMTP port.")
     starttls: bool = Field(True, description="Use STARTTLS.")
@@ -172,5 +190,35 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     _CONFIG_FILE["path"] = path
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise _configuration_error(exc, path) from None
     finally:
         _CONFIG_FILE["path"] = None
+
+
+def _configuration_error(exc: ValidationError, path: Path | None):
+    """Every problem of a configuration, located (``inbound.settle_secs``), with the fix."""
+    import difflib
+
+    from onramp.errors import UsageError
+
+    problems, hints = [], []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            section: type[BaseModel] = Settings
+            for part in error["loc"][:-1]:
+                field = section.model_fields.get(str(part))
+                annotation = field.annotation if field else None
+                if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                    break
+                section = annotation
+            close = difflib.get_close_matches(str(error["loc"][-1]), list(section.model_fields), n=1)
+            problems.append(f"{where}: unknown setting")
+            if close:
+                hints.append(f"did you mean {'.'.join([*map(str, error['loc'][:-1]), close[0]])}?")
+        else:
+            problems.append(f"{where}: {error['msg']}")
+    source = f"configuration {path}" if path else "configuration"
+    hints.append("docs/settings.md lists every key; `onramp config show` prints the effective values")
+    return UsageError(f"{source}: {'; '.join(problems)}", hint=" ".join(hints))

@@ -45,6 +45,9 @@ e.g. `ONRAMP_FTP__ACCOUNTS='{"acme": "secret"}'`. Keep secrets in environment va
 rather than in the TOML file.
 
 `onramp config show` prints the effective configuration as TOML, secrets masked.
+A key Onramp does not know (in the file, or an `ONRAMP_<SECTION>__<KEY>` variable of a
+known section) stops every command with exit code 2, naming the key and the closest known
+one: a misspelt setting is never silently replaced by its default.
 """
 
 

@@ -62,3 +62,26 @@ def test_missing_config_file_is_a_usage_error(onramp, tmp_path: Path) -> None:
     res = onramp("--config", str(tmp_path / "nope.toml"), "config", "show")
     assert res.code == 2
     assert "does not exist" in res.stderr and "hint" in res.stderr
+
+
+def test_a_misspelt_key_is_refused_with_the_right_name(onramp, tmp_path: Path) -> None:
+    """A typo inside a section used to be ignored silently (the default applied instead)."""
+    path = tmp_path / "onramp.toml"
+    path.write_text('[inbound]\nsettle_secs = 5\n[mail]\nsmtp_port = "twenty-five"\n', encoding="utf-8")
+    res = onramp("--config", str(path), "config", "show")
+    assert res.code == 2
+    assert f"configuration {path}" in res.stderr
+    assert "inbound.settle_secs: unknown setting" in res.stderr
+    assert "did you mean inbound.settle_seconds?" in res.stderr
+    assert "mail.smtp_port:" in res.stderr
+    assert "Traceback" not in res.stderr and res.stdout == ""
+
+
+def test_retired_keys_are_still_accepted(onramp, tmp_path: Path) -> None:
+    """inbound.queue_read_max and inbound.max_batches never changed anything (docs/decisions.md)."""
+    path = tmp_path / "onramp.toml"
+    path.write_text("[inbound]\nqueue_read_max = 119000\nmax_batches = 3\nsettle_seconds = 7\n", encoding="utf-8")
+    res = onramp("--config", str(path), "config", "show")
+    assert res.code == 0, res.stderr
+    shown = tomllib.loads(res.stdout)["inbound"]
+    assert shown["settle_seconds"] == 7 and "queue_read_max" not in shown and "max_batches" not in shown
