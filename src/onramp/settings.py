@@ -196,7 +196,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         _CONFIG_FILE["path"] = None
 
 
-def _configuration_error(exc: ValidationError, path: Path | None):
+def _configuration_error(exc: ValidationError, path: Path | None) -> Exception:
     """Every problem of a configuration, located (``inbound.settle_secs``), with the fix."""
     import difflib
 
@@ -206,17 +206,12 @@ def _configuration_error(exc: ValidationError, path: Path | None):
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"])
         if error["type"] == "extra_forbidden":
-            section: type[BaseModel] = Settings
-            for part in error["loc"][:-1]:
-                field = section.model_fields.get(str(part))
-                annotation = field.annotation if field else None
-                if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-                    break
-                section = annotation
-            close = difflib.get_close_matches(str(error["loc"][-1]), list(section.model_fields), n=1)
+            # Unknown keys are refused only at the top level and in sections (``_Section``).
+            *section, key = (str(part) for part in error["loc"])
+            known = Settings.model_fields if not section else Settings.model_fields[section[0]].annotation.model_fields
             problems.append(f"{where}: unknown setting")
-            if close:
-                hints.append(f"did you mean {'.'.join([*map(str, error['loc'][:-1]), close[0]])}?")
+            if close := difflib.get_close_matches(key, list(known), n=1):
+                hints.append(f"did you mean {'.'.join([*section, close[0]])}?")
         else:
             problems.append(f"{where}: {error['msg']}")
     source = f"configuration {path}" if path else "configuration"

@@ -201,20 +201,16 @@ def reference(lines: list[bytes], kind: FileKind, *, overwrite: bool, max_line_b
 # --- Running the engine -----------------------------------------------------------------------
 
 
+def _lenient_diagnose(raw: bytes, odc: bool) -> str:
+    return reject_rows.diagnose_line(raw, odc) or "REFERENCE PARSER ACCEPTS THIS LINE\x1f"
+
+
 def _lenient_register_diagnose(con):
-    """Like ``rejects._register_diagnose`` but never returns NULL (used only to explain a crash)."""
+    """Like ``rejects._register_diagnose`` but never returns NULL (used only to explain a crash).
+    Module-level callable, as there: DuckDB keeps only a borrowed pointer to it."""
     from duckdb.sqltypes import BLOB, BOOLEAN, VARCHAR
 
-    from onramp.formats.lines import parse_data_line
-
-    def diagnose(raw: bytes, odc: bool) -> str:
-        try:
-            parse_data_line(raw, odc=odc)
-        except LineError as exc:
-            return f"{exc.reason}\x1f{exc.hint or ''}"
-        return "REFERENCE PARSER ACCEPTS THIS LINE\x1f"
-
-    con.create_function("onramp_diagnose", diagnose, [BLOB, BOOLEAN], VARCHAR, side_effects=False)
+    con.create_function("onramp_diagnose", _lenient_diagnose, [BLOB, BOOLEAN], VARCHAR, side_effects=False)
 
 
 @contextmanager
