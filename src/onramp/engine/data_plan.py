@@ -16,7 +16,7 @@ import duckdb
 
 from onramp.engine.resolve import resolve_ids
 from onramp.engine.rulebook import Rulebook, load_rulebook_tables
-from onramp.engine.sqltext import ascii_lower, lit, re_body
+from onramp.engine.sqltext import DEVICE_NAMESPACES, ascii_lower, lit, re_body
 from onramp.formats.ids import EMAIL_LIKE_RE, GLOBAL_DEVICE_SOURCES, PLATFORM_UUID_RE, ZERO_GUID
 
 # Column-1 namespaces (§1.8, §3.5).
@@ -73,8 +73,8 @@ def _device_check_sql(uid: str, ns: str) -> str:
     return f"(CASE {ns} {arms} ELSE false END AND {uid} <> {lit(ZERO_GUID)})"
 
 
-def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> None:
-    """Build ``line_result`` and ``ops`` from ``raw_lines``."""
+def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> bool:
+    """Build ``line_result`` and ``ops`` from ``raw_lines``; True when simple lines took the fast path."""
     fast = _fast_path_applies(con, plan, book)
     split_lines(con, plan, mark_simple=fast)
     _cap_and_check_ids(con, plan, fast)
@@ -86,6 +86,27 @@ def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> 
     _resolve(con, plan)
     _evaluate(con, plan, book)
     _collect(con, fast)
+    return fast
+
+
+def stored_devices_sql() -> str:
+    """Distinct device profiles (§6.2 Total devices) of the stored lines of ``line_result``."""
+    return f"SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored' AND ns IN {DEVICE_NAMESPACES}"
+
+
+def count_stored_devices(con: duckdb.DuckDBPyConnection, fast: bool) -> int:
+    """``count(*)`` of ``stored_devices_sql``. A simple line whose user ID has no other line
+    is a profile of its own, so those are counted without the DISTINCT over user IDs."""
+    if not fast:
+        return con.execute(f"SELECT count(*) FROM ({stored_devices_sql()})").fetchone()[0]
+    return con.execute(
+        f"""SELECT (SELECT count(*) FROM simple_result WHERE single AND code = 'stored' AND ns IN {DEVICE_NAMESPACES})
+                 + (SELECT count(*) FROM (
+                      SELECT DISTINCT ns, pid FROM (
+                          SELECT ns, pid FROM simple_result WHERE NOT single AND code = 'stored'
+                          UNION ALL SELECT ns, pid FROM general_result WHERE code = 'stored')
+                       WHERE ns IN {DEVICE_NAMESPACES}))"""
+    ).fetchone()[0]
 
 
 def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan, *, mark_simple: bool = False) -> None:
@@ -209,11 +230,14 @@ def _fast_path_applies(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rul
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE trait_lut AS
         WITH b AS (SELECT min(sid) AS lo, max(sid) AS hi FROM traits)
-        SELECT b.lo, b.hi, (SELECT list(CASE WHEN t.sid IS NULL THEN 0 WHEN t.data_source = {owner} AND t.type = 'onboarded' THEN 1 ELSE 2 END::UTINYINT
-                                        ORDER BY r.range)
-                              FROM range(b.lo, b.hi + 1) r LEFT JOIN traits t ON t.sid = r.range
-                             WHERE b.hi - b.lo < {_LUT_MAX_SPAN}) AS status
-          FROM b"""
+        SELECT b.lo, b.hi, s.status, s.valid, s.failed
+          FROM b, (SELECT list(st ORDER BY sid) AS status,
+                          coalesce(list(CASE WHEN st = 1 THEN sid::INTEGER END ORDER BY sid), []) AS valid,
+                          coalesce(list(CASE WHEN st = 2 THEN 1::UTINYINT END ORDER BY sid), []) AS failed
+                     FROM (SELECT r.range AS sid,
+                                  CASE WHEN t.sid IS NULL THEN 0 WHEN t.data_source = {owner} AND t.type = 'onboarded' THEN 1 ELSE 2 END::UTINYINT AS st
+                             FROM b, range(b.lo, b.hi + 1) r LEFT JOIN traits t ON t.sid = r.range
+                            WHERE b.hi - b.lo < {_LUT_MAX_SPAN})) s"""
     )
     lo, hi, has_list = con.execute("SELECT lo, hi, status IS NOT NULL FROM trait_lut").fetchone()
     return lo is None or bool(has_list)
@@ -245,17 +269,33 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
                        list_transform(items, lambda x: CAST(CASE WHEN x[3] = 's' THEN x[7:] ELSE x[9:] END AS INTEGER)) AS sids,
                        list_transform(items, lambda x: x[3] = 's') AS adds
                   FROM (SELECT *, CASE WHEN code IS NULL THEN string_split(replace(rest, ' ', ''), ',') END AS items
-                          FROM ({lines}))),
+                          FROM k WHERE NOT direct)),
                trait_lut l"""
-    # The directives are computed once: ``simple_result`` keeps each direct line's distinct
-    # valid adds (``add_sids``) for ``direct_adds``, and the directives of the other lines
-    # (a removal somewhere in their profile) for ``simple_ops``; both lists are NULL otherwise.
+    # Direct lines (the bulk) hold only adds: their trait IDs are looked up in the status
+    # lists with list_select, lambda-free. Lambdas that capture a per-row list (``adds[i]``)
+    # copy it for every element, which made this statement the costliest of a d_sid file.
+    lo = con.execute("SELECT lo FROM trait_lut").fetchone()[0] or 0
+    sids = "string_split(replace(replace(rest, ' ', ''), 'd_sid=', ''), ',')::INTEGER[]"
+    direct = f"""
+        SELECT file_idx, line_no, CASE WHEN len(realized) > 0 THEN 'stored' ELSE 'no_trait' END AS code, ns, pid,
+               n_items, n_items - n_used AS n_unused, len(realized) AS n_realized, n_failed, single,
+               CASE WHEN len(realized) > 0 THEN realized END AS add_sids,
+               NULL::INTEGER[] AS op_sids, NULL::BOOLEAN[] AS op_adds, NULL::UTINYINT[] AS op_status
+          FROM (SELECT file_idx, line_no, ns, pid, single, len(ix) AS n_items, coalesce(list_count(v), 0) AS n_used,
+                       -- list_distinct drops the NULLs (items not valid); a list of one needs no distinct
+                       CASE WHEN len(v) <= 1 THEN list_filter(v, lambda x: x IS NOT NULL) ELSE list_distinct(v) END AS realized,
+                       coalesce(list_count(list_select(l.failed, ix)), 0) AS n_failed
+                  FROM (SELECT *, list_select(l.valid, ix) AS v
+                          FROM (SELECT file_idx, line_no, {ns} AS ns, uid AS pid, single,
+                                       list_transform({sids}, lambda s: s - {int(lo) - 1}) AS ix
+                                  FROM k WHERE direct), trait_lut l), trait_lut l)"""
+    # The directives of every other line (a removal somewhere in their profile, or a failed
+    # line check) are kept for ``simple_ops``.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE simple_result AS
-        WITH d AS ({directives}), r AS (
+        WITH k AS MATERIALIZED ({lines}), d AS ({directives}), r AS (
             SELECT *, list_filter(sids, lambda s, i: adds[i] AND status[i] = 1) AS valid_adds FROM d
         ), c AS (
-            -- list_distinct is the costliest function here; a list of one needs none
             SELECT *, len(sids) AS n_items,
                    CASE WHEN len(valid_adds) <= 1 THEN valid_adds ELSE list_distinct(valid_adds) END AS realized,
                    len(list_filter(status, lambda x: x = 1)) AS n_used,
@@ -267,11 +307,12 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
                CASE WHEN code IS NULL THEN ns END AS ns, CASE WHEN code IS NULL THEN pid END AS pid,
                coalesce(n_items, 0) AS n_items, coalesce(n_items - n_used, 0) AS n_unused,
                coalesce(len(realized), 0) AS n_realized, coalesce(n_failed, 0) AS n_failed,
-               single, CASE WHEN direct AND len(realized) > 0 THEN realized END AS add_sids,
-               CASE WHEN NOT direct AND n_used > 0 THEN sids END AS op_sids,
-               CASE WHEN NOT direct AND n_used > 0 THEN adds END AS op_adds,
-               CASE WHEN NOT direct AND n_used > 0 THEN status END AS op_status
-          FROM c"""
+               single, NULL::INTEGER[] AS add_sids,
+               CASE WHEN n_used > 0 THEN sids END AS op_sids,
+               CASE WHEN n_used > 0 THEN adds END AS op_adds,
+               CASE WHEN n_used > 0 THEN status END AS op_status
+          FROM c
+        UNION ALL {direct}"""
     )
     # Direct lines' valid adds are their profile's final adds, no ordering needed; a
     # profile with several direct lines is merged by profile (one row per line, not per item).

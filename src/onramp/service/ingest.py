@@ -29,10 +29,10 @@ import pyarrow as pa
 
 from onramp.engine import chunks
 from onramp.engine.apply import ProfileChanges
-from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, classify
+from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, classify, count_stored_devices, stored_devices_sql
 from onramp.engine.rulebook import Rulebook, build_rulebook
 from onramp.engine.scratch import RAW_LINE_COLUMNS, ParquetPieces, drop_quietly, parquet_source
-from onramp.engine.sqltext import DEVICE_NAMESPACES, lit
+from onramp.engine.sqltext import lit
 from onramp.engine.sync_plan import apply_links, classify_sync
 from onramp.errors import FileRejected
 from onramp.formats.names import DataFileName, SyncFileName
@@ -410,16 +410,15 @@ class _Job:
         changes = ProfileChanges(work, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
                                  scratch=self._spool_dir, store=self.con)
         for _ in chunks.chunk_views(work, plan, n_chunks, self._spool_dir, dealt=dealt):
-            classify(work, plan, self.rulebooks[owner])
+            fast = classify(work, plan, self.rulebooks[owner])
             for idx, n in work.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
                 non_blank[idx] += n
             changes.stage()
             add_counters(receipt.counters, _data_counters(work))
-            devices = f"SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored' AND ns IN {DEVICE_NAMESPACES}"
             if parts[0].group_key() in self._shared_receipts:
-                self._devices.append(f"SELECT {lit(receipt.receipt_id)} AS rkey, ns, pid FROM ({devices})", work)
+                self._devices.append(f"SELECT {lit(receipt.receipt_id)} AS rkey, ns, pid FROM ({stored_devices_sql()})", work)
             else:
-                receipt.counters["total_devices"] += work.execute(f"SELECT count(*) FROM ({devices})").fetchone()[0]
+                receipt.counters["total_devices"] += count_stored_devices(work, fast)
             reject_rows.collect_data(self._rejects, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s,
                                      work)
         receipt.counters["total_removed_traits"] += changes.commit()
