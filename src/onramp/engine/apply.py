@@ -53,6 +53,7 @@ def _upsert_adds(con: duckdb.DuckDBPyConnection, source: str, params: dict) -> N
 _KEY = (("ns", "INTEGER"), ("pid", "VARCHAR"), ("sid", "INTEGER"))
 _STAGED = {  # relation → columns
     "file_adds": _KEY,
+    "file_add_lists": (*_KEY[:2], ("sids", "INTEGER[]")),  # final adds, one row per profile
     "file_removes": (*_KEY, ("op", "VARCHAR")),
     "file_first_removes": _KEY,
     "file_users": _KEY[:2],
@@ -89,8 +90,14 @@ class ProfileChanges:
         try:
             for pieces in self.staged.values():
                 pieces.expose(self.store)
+            # Chunks never share a profile, and a chunk stages a profile's adds either as rows
+            # (it has a removal) or as a list: no key occurs twice.
+            self.store.execute(
+                """CREATE OR REPLACE TEMP VIEW staged_adds AS
+                SELECT ns, pid, sid FROM file_adds UNION ALL SELECT ns, pid, unnest(sids) AS sid FROM file_add_lists"""
+            )
             removed = self._commit_overwrite() if self.overwrite else self._commit_sync()
-            for name in self.staged:
+            for name in (*self.staged, "staged_adds"):
                 self.store.execute(f"DROP VIEW IF EXISTS {name}")
             return removed
         finally:
@@ -98,7 +105,12 @@ class ProfileChanges:
 
     def _stage_direct_adds(self) -> None:
         # Distinct per profile already (data_plan); their keys never occur in ``ops``.
-        self.staged["file_adds"].append("SELECT ns, pid, sid FROM direct_adds")
+        self.staged["file_add_lists"].append("SELECT ns, pid, sids FROM direct_add_lists")
+
+    def _stage_add_lists(self, ops: str) -> None:
+        """Final adds of ``ops`` (every operation an add) as one list per profile: cheaper
+        to stage and to insert than a row per trait with the profile's ID repeated."""
+        self.staged["file_add_lists"].append(f"SELECT ns, pid, list_distinct(list(sid)) AS sids FROM ({ops}) GROUP BY ns, pid")
 
     # -- .sync (§3.8.1): adds and removals in line and item order; the last operation wins --
     def _stage_sync(self) -> None:
@@ -107,7 +119,7 @@ class ProfileChanges:
         if not con.execute("SELECT EXISTS (SELECT 1 FROM ops WHERE op = 'remove')").fetchone()[0]:
             # No removal in this chunk (key-value files without d_unsid): every operation is
             # an add, so the final adds need no sequence numbers or ordering.
-            self.staged["file_adds"].append("SELECT DISTINCT ns, pid, sid FROM ops")
+            self._stage_add_lists("SELECT ns, pid, sid FROM ops")
             return
         con.execute(f"CREATE OR REPLACE TEMP TABLE seq_ops AS SELECT o.ns, o.pid, o.sid, o.op, {_SEQ} AS seq FROM ops o")
         # Only keys with a removal need the order of their operations; every other key's last
@@ -154,7 +166,7 @@ class ProfileChanges:
                     WHERE r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid AND f.op = 'remove'""",
                 {"env": self.env},
             )
-        _upsert_adds(con, "file_adds", p)
+        _upsert_adds(con, "staged_adds", p)
         return int(removed)
 
     # -- .overwrite (§3.8.2): per listed user, the target source's onboarded traits become R --
@@ -162,7 +174,7 @@ class ProfileChanges:
         # Users whose lines realize nothing are untouched (D-35); other sources never change.
         self.staged["file_users"].append("SELECT DISTINCT ns, pid FROM line_result WHERE code = 'stored'")
         self._stage_direct_adds()
-        self.staged["file_adds"].append("SELECT DISTINCT ns, pid, sid FROM ops WHERE op = 'add'")
+        self._stage_add_lists("SELECT ns, pid, sid FROM ops WHERE op = 'add'")
 
     def _commit_overwrite(self) -> int:
         con, p = self.store, {"env": self.env, "now": self.now, "owner": self.owner}
@@ -172,7 +184,7 @@ class ProfileChanges:
               FROM realizations r
               JOIN file_users u ON r.env = $env AND r.ns = u.ns AND r.id = u.pid
               JOIN traits t ON t.sid = r.sid AND t.data_source = $owner AND t.type = 'onboarded'
-             WHERE NOT EXISTS (SELECT 1 FROM file_adds n WHERE n.ns = r.ns AND n.pid = r.id AND n.sid = r.sid)""",
+             WHERE NOT EXISTS (SELECT 1 FROM staged_adds n WHERE n.ns = r.ns AND n.pid = r.id AND n.sid = r.sid)""",
             p,
         )
         removed = con.execute("SELECT count(*) FROM ow_drop WHERE NOT expired").fetchone()[0]
@@ -181,7 +193,7 @@ class ProfileChanges:
                 WHERE r.env = $env AND r.ns = d.ns AND r.id = d.pid AND r.sid = d.sid""",
             {"env": self.env},
         )
-        _upsert_adds(con, "file_adds", {"env": self.env, "now": self.now})  # distinct per chunk
+        _upsert_adds(con, "staged_adds", {"env": self.env, "now": self.now})  # distinct per chunk
         return int(removed)
 
 

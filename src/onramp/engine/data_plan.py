@@ -3,8 +3,8 @@
 Input: temp relation ``raw_lines(file_idx, line_no, line BLOB, too_long)`` holding all
 split parts of one logical file (or one chunk of it). Output: temp view ``line_result``
 with one row per non-blank line (its outcome code and counters), and views ``ops`` (the
-trait changes of stored lines, in order) and ``direct_adds`` (final adds that need no
-ordering). Nothing here touches durable tables; ``engine.apply`` does.
+trait changes of stored lines, in order) and ``direct_add_lists`` (final adds that need no
+ordering, one row per profile). Nothing here touches durable tables; ``engine.apply`` does.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> 
     if fast:
         _evaluate_simple_lines(con, plan)
     else:
-        con.execute("CREATE OR REPLACE TEMP VIEW direct_adds AS SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::INTEGER AS sid WHERE false")
+        con.execute("CREATE OR REPLACE TEMP VIEW direct_add_lists AS SELECT NULL::INTEGER AS ns, NULL::VARCHAR AS pid, NULL::INTEGER[] AS sids WHERE false")
     _parse_items(con)
     _resolve(con, plan)
     _evaluate(con, plan, book)
@@ -226,20 +226,23 @@ def _fast_path_applies(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rul
     unresolved = plan.odc or plan.id_kind in (ID_PLATFORM_UUID, ID_DEVICE, ID_CROSS_DEVICE)
     if not unresolved or book.empty_true:
         return False
-    owner = int(plan.owner_dpid)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE trait_lut AS
-        WITH b AS (SELECT min(sid) AS lo, max(sid) AS hi FROM traits)
-        SELECT b.lo, b.hi, s.status, s.valid, s.failed
-          FROM b, (SELECT list(st ORDER BY sid) AS status,
-                          coalesce(list(CASE WHEN st = 1 THEN sid::INTEGER END ORDER BY sid), []) AS valid,
-                          coalesce(list(CASE WHEN st = 2 THEN 1::UTINYINT END ORDER BY sid), []) AS failed
-                     FROM (SELECT r.range AS sid,
-                                  CASE WHEN t.sid IS NULL THEN 0 WHEN t.data_source = {owner} AND t.type = 'onboarded' THEN 1 ELSE 2 END::UTINYINT AS st
-                             FROM b, range(b.lo, b.hi + 1) r LEFT JOIN traits t ON t.sid = r.range
-                            WHERE b.hi - b.lo < {_LUT_MAX_SPAN})) s"""
-    )
-    lo, hi, has_list = con.execute("SELECT lo, hi, status IS NOT NULL FROM trait_lut").fetchone()
+    # Built once per rulebook (a job's snapshot of the taxonomy), not for every chunk.
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'trait_lut' AND temporary").fetchone()[0]
+    if not exists or con.execute("SELECT book FROM trait_lut").fetchone()[0] != book.key:
+        owner = int(plan.owner_dpid)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE trait_lut AS
+            WITH b AS (SELECT min(sid) AS lo, max(sid) AS hi FROM traits)
+            SELECT {lit(book.key)} AS book, b.lo, b.hi, s.status, s.valid, s.failed
+              FROM b, (SELECT list(st ORDER BY sid) AS status,
+                              coalesce(list(CASE WHEN st = 1 THEN sid::INTEGER END ORDER BY sid), []) AS valid,
+                              coalesce(list(CASE WHEN st = 2 THEN 1::UTINYINT END ORDER BY sid), []) AS failed
+                         FROM (SELECT r.range AS sid,
+                                      CASE WHEN t.sid IS NULL THEN 0 WHEN t.data_source = {owner} AND t.type = 'onboarded' THEN 1 ELSE 2 END::UTINYINT AS st
+                                 FROM b, range(b.lo, b.hi + 1) r LEFT JOIN traits t ON t.sid = r.range
+                                WHERE b.hi - b.lo < {_LUT_MAX_SPAN})) s"""
+        )
+    lo, _, has_list = con.execute("SELECT lo, hi, status IS NOT NULL FROM trait_lut").fetchone()
     return lo is None or bool(has_list)
 
 
@@ -315,12 +318,13 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
         UNION ALL {direct}"""
     )
     # Direct lines' valid adds are their profile's final adds, no ordering needed; a
-    # profile with several direct lines is merged by profile (one row per line, not per item).
+    # profile with several direct lines is merged by profile. They stay lists (one row per
+    # profile, its ID written once) until they are inserted.
     con.execute(
-        """CREATE OR REPLACE TEMP VIEW direct_adds AS
-        SELECT ns, pid, unnest(add_sids) AS sid FROM simple_result WHERE single AND add_sids IS NOT NULL
+        """CREATE OR REPLACE TEMP VIEW direct_add_lists AS
+        SELECT ns, pid, add_sids AS sids FROM simple_result WHERE single AND add_sids IS NOT NULL
         UNION ALL
-        SELECT ns, pid, unnest(list_distinct(flatten(list(add_sids)))) AS sid FROM simple_result
+        SELECT ns, pid, list_distinct(flatten(list(add_sids))) AS sids FROM simple_result
          WHERE NOT single AND add_sids IS NOT NULL GROUP BY ns, pid"""
     )
     # Every other simple line's valid directives become ops (valid directives occur only on

@@ -7,6 +7,7 @@ boolean expression over the line's signal list.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ class Rulebook:
     pivot: "Pivot | None" = None
     empty_true: list[int] = field(default_factory=list)  # complex rules true for a line without their keys
     rule_keys: list[tuple[int, str]] = field(default_factory=list)  # sid, key
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this snapshot in temp tables built from it
 
 
 def build_rulebook(con: duckdb.DuckDBPyConnection, owner_dpid: int) -> Rulebook:
