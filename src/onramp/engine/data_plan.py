@@ -479,8 +479,11 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) ->
     )
     con.execute("CREATE OR REPLACE TEMP TABLE rule_hits (file_idx INTEGER, line_no BIGINT, sid INTEGER)")
     con.execute("CREATE OR REPLACE TEMP TABLE sig_used (file_idx INTEGER, line_no BIGINT, pos BIGINT, sid INTEGER)")
+    # Key-value files rarely carry d_sid items: without a valid add, realized traits are
+    # the (distinct) rule hits alone, and no union with the directives is needed.
+    dir_adds = con.execute("SELECT EXISTS (SELECT 1 FROM dirs WHERE kind = 'add' AND status = 'valid')").fetchone()[0]
     if book.eq_atoms or book.complex_rules:
-        _evaluate_rules(con, book)
+        _evaluate_rules(con, book, dir_adds)
     has_rule_facts = con.execute("SELECT EXISTS (SELECT 1 FROM rule_hits) OR EXISTS (SELECT 1 FROM sig_used)").fetchone()[0]
     if not has_rule_facts:
         # Directive-only files (the d_sid case): one pass over the directives.
@@ -494,16 +497,19 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) ->
               FROM dirs GROUP BY file_idx, line_no"""
         )
     else:
-        _line_eval_with_rules(con)
+        _line_eval_with_rules(con, dir_adds)
     _line_ops(con)
 
 
-def _line_eval_with_rules(con: duckdb.DuckDBPyConnection) -> None:
+def _line_eval_with_rules(con: duckdb.DuckDBPyConnection, dir_adds: bool) -> None:
     # One aggregation per line. Directive items are counted directly (one row per item);
     # realized traits and used signals are made distinct per line first, which is much
-    # cheaper than count(DISTINCT …) per group.
+    # cheaper than count(DISTINCT …) per group. ``rule_hits`` is distinct already.
+    realized = """SELECT DISTINCT file_idx, line_no, sid FROM (
+                    SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid'
+                    UNION ALL SELECT file_idx, line_no, sid FROM rule_hits)""" if dir_adds else "SELECT * FROM rule_hits"
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE line_eval AS
+        f"""CREATE OR REPLACE TEMP TABLE line_eval AS
         WITH facts AS (
             SELECT file_idx, line_no,
                    count(*) FILTER (WHERE status = 'valid') AS n_used,
@@ -512,10 +518,7 @@ def _line_eval_with_rules(con: duckdb.DuckDBPyConnection) -> None:
                    0 AS n_realized
               FROM dirs GROUP BY file_idx, line_no
             UNION ALL
-            SELECT file_idx, line_no, 0, 0, 0, count(*) FROM (
-                SELECT DISTINCT file_idx, line_no, sid FROM (
-                    SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid'
-                    UNION ALL SELECT file_idx, line_no, sid FROM rule_hits))
+            SELECT file_idx, line_no, 0, 0, 0, count(*) FROM ({realized})
              GROUP BY file_idx, line_no
             UNION ALL
             SELECT file_idx, line_no, count(*), 0, 0, 0 FROM (SELECT DISTINCT file_idx, line_no, pos FROM sig_used)
@@ -547,7 +550,7 @@ def _line_ops(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
+def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook, dir_adds: bool) -> None:
     from onramp.rules.equality import sql_eq_tokens
 
     con.execute("CREATE OR REPLACE TEMP TABLE sigs AS SELECT file_idx, line_no, pos, iid, k, v FROM items WHERE kind = 'signal' AND NOT malformed")
@@ -578,13 +581,13 @@ def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
         _evaluate_pivot(con, book)
     con.execute("CREATE OR REPLACE TEMP TABLE rule_hits AS SELECT DISTINCT file_idx, line_no, sid FROM rule_hits")
     # A signal is used when its key occurs in the rule of a trait realized from its line.
+    realized = """(SELECT file_idx, line_no, sid FROM rule_hits
+                UNION SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid')""" if dir_adds else "rule_hits"
     con.execute(
-        """INSERT INTO sig_used
+        f"""INSERT INTO sig_used
         SELECT s.file_idx, s.line_no, s.pos, r.sid
           FROM sigs s
-          JOIN (SELECT file_idx, line_no, sid FROM rule_hits
-                UNION SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid') r
-            ON r.file_idx = s.file_idx AND r.line_no = s.line_no
+          JOIN {realized} r ON r.file_idx = s.file_idx AND r.line_no = s.line_no
           JOIN rule_keys k ON k.sid = r.sid AND k.key = s.k"""
     )
 
