@@ -60,6 +60,10 @@ def connect(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPyCo
     if settings.engine.threads:
         config["threads"] = str(settings.engine.threads)
     con = _open_waiting(str(store_path(data_dir)), read_only, config, settings.engine.lock_wait_seconds)
+    # DuckDB draws its own progress bar on stdout for statements over 2 s, which broke the
+    # JSON that `onramp ingest --json` prints for big files; the CLI's Rich bars go to stderr.
+    # The setting holds for the connection's cursors too (the job's work connection).
+    con.execute("SET enable_progress_bar = false")
     if not read_only:
         _migrate(con)
     return con
