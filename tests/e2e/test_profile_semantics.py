@@ -147,3 +147,20 @@ def test_total_devices_counts_each_device_once_per_receipt(onramp, drop):
     assert both["stored_records"] == 4 and both["total_devices"] == 2
     (alone,) = onramp("ingest", "--json", str(write(drop, "ftp_dpm_23_1700000002.sync", [f"{a}\td_sid=11", f"{a}\td_sid=11"]))).json()
     assert alone["stored_records"] == 2 and alone["total_devices"] == 1
+
+
+def test_one_job_checks_each_data_sources_traits_against_its_own_catalogue(onramp, drop):
+    # Two data files in one job: trait 1 is an onboarded trait of 22 only, trait 11 of 23
+    # only. Each file's lines are checked against its own data source, however the job's
+    # lookups are reused from one file to the next.
+    onramp.apply(TAXONOMY)
+    uuid = "68079982765673198504052656074456196039"
+    crm = write(drop, "ftp_dpm_22_1700000000.sync", ["u1\td_sid=1,d_sid=11"])
+    uuids = write(drop, "ftp_dpm_23_1700000001.sync", [f"{uuid}\td_sid=1,d_sid=11"])
+    res = onramp("ingest", "--json", str(crm), str(uuids))
+    assert res.code == 0, res.stderr
+    by_dpid = {r["dpid"]: r for r in res.json()}
+    assert by_dpid[22]["total_traits_failed_validation"] == 1 and by_dpid[22]["total_realized_traits"] == 1
+    assert by_dpid[23]["total_traits_failed_validation"] == 1 and by_dpid[23]["total_realized_traits"] == 1
+    assert traits(onramp, "22:u1") == {1}
+    assert traits(onramp, f"0:{uuid}") == {11}
