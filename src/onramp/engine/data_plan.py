@@ -242,7 +242,7 @@ def _fast_path_applies(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rul
                                  FROM b, range(b.lo, b.hi + 1) r LEFT JOIN traits t ON t.sid = r.range
                                 WHERE b.hi - b.lo < {_LUT_MAX_SPAN})) s"""
         )
-    lo, _, has_list = con.execute("SELECT lo, hi, status IS NOT NULL FROM trait_lut").fetchone()
+    lo, has_list = con.execute("SELECT lo, status IS NOT NULL FROM trait_lut").fetchone()
     return lo is None or bool(has_list)
 
 
@@ -284,14 +284,13 @@ def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> No
                n_items, n_items - n_used AS n_unused, len(realized) AS n_realized, n_failed, single,
                CASE WHEN len(realized) > 0 THEN realized END AS add_sids,
                NULL::INTEGER[] AS op_sids, NULL::BOOLEAN[] AS op_adds, NULL::UTINYINT[] AS op_status
-          FROM (SELECT file_idx, line_no, ns, pid, single, len(ix) AS n_items, coalesce(list_count(v), 0) AS n_used,
+          FROM (SELECT file_idx, line_no, ns, pid, single, n_items, n_failed, coalesce(list_count(v), 0) AS n_used,
                        -- list_distinct drops the NULLs (items not valid); a list of one needs no distinct
-                       CASE WHEN len(v) <= 1 THEN list_filter(v, lambda x: x IS NOT NULL) ELSE list_distinct(v) END AS realized,
-                       coalesce(list_count(list_select(l.failed, ix)), 0) AS n_failed
-                  FROM (SELECT *, list_select(l.valid, ix) AS v
-                          FROM (SELECT file_idx, line_no, {ns} AS ns, uid AS pid, single,
-                                       list_transform({sids}, lambda s: s - {int(lo) - 1}) AS ix
-                                  FROM k WHERE direct), trait_lut l), trait_lut l)"""
+                       CASE WHEN len(v) <= 1 THEN list_filter(v, lambda x: x IS NOT NULL) ELSE list_distinct(v) END AS realized
+                  FROM (SELECT file_idx, line_no, {ns} AS ns, uid AS pid, single, len(ix) AS n_items,
+                               list_select(l.valid, ix) AS v, coalesce(list_count(list_select(l.failed, ix)), 0) AS n_failed
+                          FROM (SELECT *, list_transform({sids}, lambda s: s - {int(lo) - 1}) AS ix FROM k WHERE direct),
+                               trait_lut l))"""
     # The directives of every other line (a removal somewhere in their profile, or a failed
     # line check) are kept for ``simple_ops``.
     con.execute(
@@ -479,11 +478,16 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) ->
     )
     con.execute("CREATE OR REPLACE TEMP TABLE rule_hits (file_idx INTEGER, line_no BIGINT, sid INTEGER)")
     con.execute("CREATE OR REPLACE TEMP TABLE sig_used (file_idx INTEGER, line_no BIGINT, pos BIGINT, sid INTEGER)")
-    # Key-value files rarely carry d_sid items: without a valid add, realized traits are
-    # the (distinct) rule hits alone, and no union with the directives is needed.
+    # ``realized_traits``: the distinct traits each line realizes (read once ``rule_hits`` is filled).
+    # Key-value files rarely carry d_sid items: without a valid add, they are the (distinct)
+    # rule hits alone, and no union with the directives is needed.
     dir_adds = con.execute("SELECT EXISTS (SELECT 1 FROM dirs WHERE kind = 'add' AND status = 'valid')").fetchone()[0]
+    union = """SELECT DISTINCT file_idx, line_no, sid FROM (
+                   SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid'
+                   UNION ALL SELECT file_idx, line_no, sid FROM rule_hits)"""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW realized_traits AS {union if dir_adds else 'SELECT file_idx, line_no, sid FROM rule_hits'}")
     if book.eq_atoms or book.complex_rules:
-        _evaluate_rules(con, book, dir_adds)
+        _evaluate_rules(con, book)
     has_rule_facts = con.execute("SELECT EXISTS (SELECT 1 FROM rule_hits) OR EXISTS (SELECT 1 FROM sig_used)").fetchone()[0]
     if not has_rule_facts:
         # Directive-only files (the d_sid case): one pass over the directives.
@@ -497,19 +501,16 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) ->
               FROM dirs GROUP BY file_idx, line_no"""
         )
     else:
-        _line_eval_with_rules(con, dir_adds)
+        _line_eval_with_rules(con)
     _line_ops(con)
 
 
-def _line_eval_with_rules(con: duckdb.DuckDBPyConnection, dir_adds: bool) -> None:
+def _line_eval_with_rules(con: duckdb.DuckDBPyConnection) -> None:
     # One aggregation per line. Directive items are counted directly (one row per item);
-    # realized traits and used signals are made distinct per line first, which is much
-    # cheaper than count(DISTINCT …) per group. ``rule_hits`` is distinct already.
-    realized = """SELECT DISTINCT file_idx, line_no, sid FROM (
-                    SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid'
-                    UNION ALL SELECT file_idx, line_no, sid FROM rule_hits)""" if dir_adds else "SELECT * FROM rule_hits"
+    # realized traits (``realized_traits``) and used signals are distinct per line first, which is
+    # much cheaper than count(DISTINCT …) per group.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE line_eval AS
+        """CREATE OR REPLACE TEMP TABLE line_eval AS
         WITH facts AS (
             SELECT file_idx, line_no,
                    count(*) FILTER (WHERE status = 'valid') AS n_used,
@@ -518,8 +519,7 @@ def _line_eval_with_rules(con: duckdb.DuckDBPyConnection, dir_adds: bool) -> Non
                    0 AS n_realized
               FROM dirs GROUP BY file_idx, line_no
             UNION ALL
-            SELECT file_idx, line_no, 0, 0, 0, count(*) FROM ({realized})
-             GROUP BY file_idx, line_no
+            SELECT file_idx, line_no, 0, 0, 0, count(*) FROM realized_traits GROUP BY file_idx, line_no
             UNION ALL
             SELECT file_idx, line_no, count(*), 0, 0, 0 FROM (SELECT DISTINCT file_idx, line_no, pos FROM sig_used)
              GROUP BY file_idx, line_no
@@ -550,7 +550,7 @@ def _line_ops(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook, dir_adds: bool) -> None:
+def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
     from onramp.rules.equality import sql_eq_tokens
 
     # A view: each reader filters the items itself, cheaper than copying 8M rows per 1M lines.
@@ -584,13 +584,11 @@ def _evaluate_rules(con: duckdb.DuckDBPyConnection, book: Rulebook, dir_adds: bo
     if book.complex_rules:
         _evaluate_pivot(con, book)
     # A signal is used when its key occurs in the rule of a trait realized from its line.
-    realized = """(SELECT file_idx, line_no, sid FROM rule_hits
-                UNION SELECT file_idx, line_no, sid FROM dirs WHERE kind = 'add' AND status = 'valid')""" if dir_adds else "rule_hits"
     con.execute(
-        f"""INSERT INTO sig_used
+        """INSERT INTO sig_used
         SELECT s.file_idx, s.line_no, s.pos, r.sid
           FROM sigs s
-          JOIN {realized} r ON r.file_idx = s.file_idx AND r.line_no = s.line_no
+          JOIN realized_traits r ON r.file_idx = s.file_idx AND r.line_no = s.line_no
           JOIN rule_keys k ON k.sid = r.sid AND k.key = s.k"""
     )
 
