@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from onramp.formats.lines import LINE_CONTROL_RE
 from onramp.intake.reader import LINE_SCHEMA, UTF8_BOM, iter_line_batches
 
+CONTROL = re.compile(LINE_CONTROL_RE.encode())
+
 # Pieces that make terminators, BOMs and long runs likely in random content.
-PIECES = [b"\n", b"\r", b"\r\n", b"a", b"\t", b" ", b"      ", b"\x00", b"\xef", b"\xbb\xbf", UTF8_BOM, b"0123456789abcdef"]
+PIECES = [b"\n", b"\r", b"\r\n", b"a", b"\t", b" ", b"      ", b"\x00", b"\x1f", b"\x7f", b"\xc2\x85", b"\xef", b"\xbb\xbf", UTF8_BOM,
+          b"0123456789abcdef"]
 contents = st.one_of(
     st.binary(max_size=300),
     st.lists(st.sampled_from(PIECES), max_size=120).map(b"".join),
@@ -21,10 +26,12 @@ contents = st.one_of(
 )
 
 
-def model(content: bytes, max_line_bytes: int, excerpt_bytes: int) -> list[tuple[int, bytes, bool]]:
+def model(content: bytes, max_line_bytes: int, excerpt_bytes: int) -> list[tuple[int, bytes, bool, bool]]:
     """The reference semantics: split on LF, no phantom line after a final LF, one CR stripped.
 
     A too-long line of spaces only is blank (§3.7 tests blankness first): it comes out empty.
+    ``control``: a line that is not too long matches the reference parser's control-character
+    pattern (formats.lines).
     """
     if content.startswith(UTF8_BOM):
         content = content[len(UTF8_BOM) :]
@@ -39,7 +46,8 @@ def model(content: bytes, max_line_bytes: int, excerpt_bytes: int) -> list[tuple
         too_long = len(line) > max_line_bytes
         if too_long and line.strip(b" ") == b"":
             line, too_long = b"", False
-        out.append((line_no, line[:excerpt_bytes] if too_long else line, too_long))
+        control = not too_long and CONTROL.search(line) is not None
+        out.append((line_no, line[:excerpt_bytes] if too_long else line, too_long, control))
     return out
 
 
@@ -58,7 +66,7 @@ def test_batches_match_the_split_model(content: bytes, block_size: int, max_line
     )
     assert all(b.num_rows > 0 and b.schema == LINE_SCHEMA for b in batches)
     cols = pa.Table.from_batches(batches, schema=LINE_SCHEMA).to_pydict()
-    got = list(zip(cols["line_no"], cols["line"], cols["too_long"], strict=True))
+    got = list(zip(cols["line_no"], cols["line"], cols["too_long"], cols["control"], strict=True))
     assert got == model(content, max_line_bytes, excerpt_bytes)
 
 

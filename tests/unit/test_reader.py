@@ -50,6 +50,36 @@ def test_line_rules(content: bytes, expected: list[Row]) -> None:
     assert rows(content) == expected
 
 
+def controls(content: bytes, **kwargs: int) -> list[bool]:
+    batches = list(iter_line_batches(io.BytesIO(content), **kwargs))
+    return pa.Table.from_batches(batches, schema=LINE_SCHEMA).column("control").to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(b"a\tb\r\n", [False], id="tab-and-stripped-cr-are-not-control"),
+        pytest.param(b"a\rb\n", [True], id="inner-cr"),
+        pytest.param(b"a\r\r\n", [True], id="cr-before-the-stripped-one"),
+        pytest.param(b"\x00\nok\n\x1f\n\x7f\n", [True, False, True, True], id="nul-us-del"),
+        pytest.param(b"\xc2\x85 \xc2\xa0\n", [False], id="c1-and-nbsp-are-text"),
+        pytest.param(b"ok\nx\x01", [False, True], id="last-line-without-lf"),
+    ],
+)
+def test_control_characters_are_flagged_per_line(content: bytes, expected: list[bool]) -> None:
+    assert controls(content) == expected
+
+
+def test_control_flag_of_lines_across_small_blocks() -> None:
+    content = b"".join(b"line%d\x08\n" % i if i % 3 == 0 else b"line%d\n" % i for i in range(50))
+    assert controls(content, block_size=7) == [i % 3 == 0 for i in range(50)]
+
+
+def test_too_long_lines_are_not_flagged() -> None:
+    # The bucket of a too-long line is too_long (SPEC §3.7 order), whatever it holds.
+    assert controls(b"\x00234567\n\x001\n", max_line_bytes=5) == [False, True]
+
+
 @pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf"])
 def test_no_lines_yield_no_batches(content: bytes) -> None:
     assert list(iter_line_batches(io.BytesIO(content))) == []

@@ -40,14 +40,20 @@ _INSERT_ADDS = """
      WHERE NOT EXISTS (SELECT 1 FROM realizations r WHERE r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid)"""
 
 
+_INSERT_NEW = "INSERT INTO realizations (env, ns, id, sid, realized_at) SELECT $env, f.ns, f.pid, f.sid, $now FROM {source} f"
+
+
 def _upsert_adds(con: duckdb.DuckDBPyConnection, source: str, params: dict) -> None:
-    # A data source's first file (a partner's backfill) has no realizations to refresh:
-    # the refresh would only read every staged add to find nothing (15 s for 60M adds).
+    # A data source's first file (a partner's backfill) has no realizations to refresh, and
+    # every add is new: the refresh would only read every staged add to find nothing (15 s
+    # for 60M adds), and the anti-join would build a table of other namespaces' rows.
     env = {"env": params["env"]}
     if con.execute(f"SELECT EXISTS (SELECT 1 FROM realizations WHERE env = $env AND ns IN (SELECT DISTINCT ns FROM {source}))",
                    env).fetchone()[0]:
         con.execute(_REFRESH_ADDS.format(source=source), params)
-    con.execute(_INSERT_ADDS.format(source=source), params)
+        con.execute(_INSERT_ADDS.format(source=source), params)
+    else:
+        con.execute(_INSERT_NEW.format(source=source), params)
 
 
 _KEY = (("ns", "INTEGER"), ("pid", "VARCHAR"), ("sid", "INTEGER"))

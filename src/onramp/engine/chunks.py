@@ -23,7 +23,7 @@ import duckdb
 
 from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, first_odc_ns, split_lines
 from onramp.engine.resolve import resolve_ids
-from onramp.engine.scratch import RAW_LINE_COLUMNS, drop_quietly, parquet_source
+from onramp.engine.scratch import RAW_LINE_COLUMNS, SCRATCH_PARQUET, drop_quietly, parquet_source
 from onramp.engine.sqltext import lit
 
 _COLS = ", ".join(name for name, _ in RAW_LINE_COLUMNS)
@@ -101,14 +101,14 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
             drop_quietly(con, "VIEW", "raw_lines")
         return
     if by_device:
-        body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long, u.chunk FROM raw_all r
+        body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long, r.control, u.chunk FROM raw_all r
                     JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid_sql(plan.odc, "r.line")}"""
     else:
         body = f"SELECT {_COLS}, uid_hash % {chunks} AS chunk FROM raw_all"
     scratch.mkdir(parents=True, exist_ok=True)
     parts = scratch / f"chunks-{uuid.uuid4().hex}"
     try:
-        con.execute(f"COPY ({body}) TO {lit(str(parts))} (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION uncompressed)")
+        con.execute(f"COPY ({body}) TO {lit(str(parts))} ({SCRATCH_PARQUET}, PARTITION_BY (chunk))")
         for k in range(chunks):
             _expose_chunk(con, sorted((parts / f"chunk={k}").glob("*.parquet")))  # none: no line hashed to this chunk
             yield k
@@ -130,7 +130,7 @@ def _with_odc_ns(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> DataPlan:
     for limit in (f"LIMIT {_ODC_PROBE_ROWS}", ""):
         con.execute(
             f"""CREATE OR REPLACE TEMP VIEW raw_lines AS
-                SELECT file_idx, line_no, line, too_long FROM raw_all ORDER BY file_idx, line_no {limit}"""
+                SELECT {_COLS} FROM raw_all ORDER BY file_idx, line_no {limit}"""
         )
         split_lines(con, plan)
         ns = first_odc_ns(con)

@@ -41,7 +41,6 @@ ITEM_LIST_RE = _item_list_re(r'"[^"\t]*"')
 PLAIN_ITEM_LIST_RE = _item_list_re(r'"[^"\t,=]*"')
 ITEM_SPLIT_RE = r'(?:"[^"]*"|[^,"])+'
 KV_QUOTED_RE = r'^(?:"([^"]*)"|([^="]*?)) *= *(?:"([^"]*)"|([^="]*))$'
-CONTROL_RE = r"[\x00-\x08\x0A-\x1F\x7F]"
 
 
 @dataclass(frozen=True)
@@ -135,13 +134,13 @@ def split_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan, *, mark_simple: 
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE cls AS
         WITH dec AS (
-            SELECT file_idx, line_no, too_long, try(decode(line)) AS t0 FROM raw_lines
+            SELECT file_idx, line_no, too_long, control, try(decode(line)) AS t0 FROM raw_lines
         ), nb AS (
-            SELECT file_idx, line_no, too_long, CASE WHEN ends_with(t0, ' ') THEN rtrim(t0, ' ') ELSE t0 END AS t FROM dec
+            SELECT file_idx, line_no, too_long, control, CASE WHEN ends_with(t0, ' ') THEN rtrim(t0, ' ') ELSE t0 END AS t FROM dec
         ), sp AS (
             SELECT file_idx, line_no,
               CASE WHEN too_long THEN 'too_long' WHEN t IS NULL THEN 'bad_utf8'
-                   WHEN regexp_matches(t, {lit(CONTROL_RE)}) THEN 'control' END AS code0,
+                   WHEN control THEN 'control' END AS code0,
               string_split(t, chr(9)) AS f
             FROM nb WHERE too_long OR t IS NULL OR t <> ''
         )

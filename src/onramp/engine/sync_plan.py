@@ -14,7 +14,7 @@ import duckdb
 
 from onramp.engine.link_limits import evict_over_limits
 
-from onramp.engine.data_plan import CONTROL_RE, _device_check_sql
+from onramp.engine.data_plan import _device_check_sql
 from onramp.engine.sqltext import lit, re_body
 from onramp.formats.ids import EMAIL_LIKE_RE, GLOBAL_DEVICE_SOURCES, PLATFORM_UUID_RE
 
@@ -43,7 +43,7 @@ def classify_sync(con: duckdb.DuckDBPyConnection, *, dpids: tuple[int, ...], c2c
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE sync_result AS
         WITH dec AS (
-            SELECT file_idx, line_no, too_long, line AS raw, try(decode(line)) AS t FROM raw_lines
+            SELECT file_idx, line_no, too_long, control, line AS raw, try(decode(line)) AS t FROM raw_lines
              WHERE too_long OR octet_length(line) > 0
         ), s AS (
             SELECT *, CASE WHEN t IS NULL THEN [] ELSE string_split(t, chr(9)) END AS cols FROM dec
@@ -51,7 +51,7 @@ def classify_sync(con: duckdb.DuckDBPyConnection, *, dpids: tuple[int, ...], c2c
             SELECT *,
               CASE WHEN too_long THEN 'too_long' WHEN t IS NULL THEN 'bad_utf8'
                    WHEN ends_with(t, chr(9)) OR ends_with(t, ' ') THEN 'trailing_ws'
-                   WHEN regexp_matches(t, {lit(CONTROL_RE)}) THEN 'control'
+                   WHEN control THEN 'control'
                    WHEN len(cols) <> {n} THEN 'column_count'
                    WHEN list_bool_or(list_transform(cols, lambda x: x = '')) THEN 'empty_field'
                    WHEN list_bool_or(list_transform(cols, lambda x: x <> trim(x, ' '))) THEN 'field_spaces'
