@@ -64,6 +64,8 @@ def controls(content: bytes, **kwargs: int) -> list[bool]:
         pytest.param(b"\x00\nok\n\x1f\n\x7f\n", [True, False, True, True], id="nul-us-del"),
         pytest.param(b"\xc2\x85 \xc2\xa0\n", [False], id="c1-and-nbsp-are-text"),
         pytest.param(b"ok\nx\x01", [False, True], id="last-line-without-lf"),
+        pytest.param(b"a\r\nb\x01\r\nc\r\nd\r", [False, True, False, False], id="crlf-file-with-one-control"),
+        pytest.param(b"a\r\nb\rc\r\n", [False, True], id="crlf-file-with-an-inner-cr"),
     ],
 )
 def test_control_characters_are_flagged_per_line(content: bytes, expected: list[bool]) -> None:

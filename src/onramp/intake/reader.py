@@ -38,6 +38,7 @@ _LF = 10
 _CR = 13
 _SPACE = 32
 _DEL = 127
+_NOT_C0_OR_DEL = bytes(b for b in range(256) if _SPACE <= b < _DEL or b > _DEL)
 _INLINE = 12  # binary_view stores values of up to 12 bytes inside the view itself
 _MAX_BUFFER = 2**31 - 1  # binary_view offsets are int32
 _VIEW = np.dtype([("length", "<i4"), ("prefix", "<u4"), ("buffer", "<i4"), ("offset", "<i4")])
@@ -143,7 +144,7 @@ def _split_block(
         too_long[0] = True
     _blank_out_spaces(block, starts, lengths, too_long, overlong_blank if overlong else None)
     np.minimum(lengths, excerpt_bytes, out=lengths, where=too_long)
-    control = _control_lines(block, starts, lengths)
+    control = _control_lines(block, starts, lengths, int(has_cr[:-1].sum()))
     control &= ~too_long
     line = _binary_lines(block, starts, lengths)
     line_no = np.arange(first_line_no, first_line_no + len(starts), dtype=np.int64)
@@ -151,19 +152,24 @@ def _split_block(
     return batch, tail
 
 
-def _control_lines(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def _control_lines(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray, inner_crs: int) -> np.ndarray:
     """Which lines ``block[starts[i] : starts[i] + lengths[i]]`` hold a byte 0x00–0x08,
-    0x0A–0x1F or 0x7F. The terminators between lines match too, and are told apart by
-    position."""
+    0x0A–0x1F or 0x7F. ``inner_crs``: how many CRs stripped before an LF lie between the
+    first line's start and the last line's end (every line's but the last one's)."""
     control = np.zeros(len(starts), dtype=bool)
-    begin = int(starts[0])
-    region = block[begin : int(starts[-1] + lengths[-1])]
+    begin, end = int(starts[0]), int(starts[-1] + lengths[-1])
+    # Usually there is none: the region's C0 and DEL bytes are its TABs, the LFs between
+    # lines and the CRs stripped before them. bytes.translate finds that out at several
+    # times numpy's speed; only a block with another one is searched byte by byte.
+    found = block[begin:end].tobytes().translate(None, _NOT_C0_OR_DEL)
+    if not found.translate(None, b"\t\n\r") and found.count(b"\r") == inner_crs:
+        return control
+    region = block[begin:end]
     found = np.flatnonzero(((region < _SPACE) & (region != _TAB)) | (region == _DEL))
-    if found.size:
-        found += begin
-        line = np.searchsorted(starts, found, side="right") - 1
-        inside = found < starts[line] + lengths[line]
-        control[line[inside]] = True
+    found += begin
+    line = np.searchsorted(starts, found, side="right") - 1
+    inside = found < starts[line] + lengths[line]
+    control[line[inside]] = True
     return control
 
 
