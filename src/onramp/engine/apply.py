@@ -34,13 +34,9 @@ _REFRESH_ADDS = """
     UPDATE realizations SET realized_at = $now
      WHERE rowid IN (SELECT r.rowid FROM realizations r JOIN {source} f
                         ON r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid)"""
-_INSERT_ADDS = """
-    INSERT INTO realizations (env, ns, id, sid, realized_at)
-    SELECT $env, f.ns, f.pid, f.sid, $now FROM {source} f
-     WHERE NOT EXISTS (SELECT 1 FROM realizations r WHERE r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid)"""
-
-
 _INSERT_NEW = "INSERT INTO realizations (env, ns, id, sid, realized_at) SELECT $env, f.ns, f.pid, f.sid, $now FROM {source} f"
+_INSERT_ADDS = _INSERT_NEW + """
+     WHERE NOT EXISTS (SELECT 1 FROM realizations r WHERE r.env = $env AND r.ns = f.ns AND r.id = f.pid AND r.sid = f.sid)"""
 
 
 def _upsert_adds(con: duckdb.DuckDBPyConnection, source: str, params: dict) -> None:

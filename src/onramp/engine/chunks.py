@@ -23,10 +23,10 @@ import duckdb
 
 from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, first_odc_ns, split_lines
 from onramp.engine.resolve import resolve_ids
-from onramp.engine.scratch import RAW_LINE_COLUMNS, SCRATCH_PARQUET, drop_quietly, parquet_source
+from onramp.engine.scratch import RAW_LINE_COLUMNS, SCRATCH_PARQUET, drop_quietly, parquet_source, raw_line_names
 from onramp.engine.sqltext import lit
 
-_COLS = ", ".join(name for name, _ in RAW_LINE_COLUMNS)
+_COLS = raw_line_names()
 # Rows looked at to find an ODC file's first valid row before falling back to all rows.
 _ODC_PROBE_ROWS = 100_000
 
@@ -101,7 +101,7 @@ def chunk_views(con: duckdb.DuckDBPyConnection, plan: DataPlan, chunks: int, scr
             drop_quietly(con, "VIEW", "raw_lines")
         return
     if by_device:
-        body = f"""SELECT r.file_idx, r.line_no, r.line, r.too_long, r.control, u.chunk FROM raw_all r
+        body = f"""SELECT {raw_line_names("r")}, u.chunk FROM raw_all r
                     JOIN uid_chunk u ON u.uid IS NOT DISTINCT FROM {uid_sql(plan.odc, "r.line")}"""
     else:
         body = f"SELECT {_COLS}, uid_hash % {chunks} AS chunk FROM raw_all"

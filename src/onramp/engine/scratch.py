@@ -24,6 +24,11 @@ SCRATCH_PARQUET = "FORMAT parquet, COMPRESSION uncompressed, DICTIONARY_SIZE_LIM
 RAW_LINE_COLUMNS: Columns = (("file_idx", "INTEGER"), ("line_no", "BIGINT"), ("line", "BLOB"), ("too_long", "BOOLEAN"), ("control", "BOOLEAN"))
 
 
+def raw_line_names(alias: str = "") -> str:
+    """The raw-line columns as a select list (``r.file_idx, r.line_no, …`` with ``alias='r'``)."""
+    return ", ".join(f"{alias}.{name}" if alias else name for name, _ in RAW_LINE_COLUMNS)
+
+
 def parquet_source(files: Sequence[Path], columns: Columns) -> str:
     """A FROM item reading ``files``; with none, an empty relation of ``columns``."""
     if files:

@@ -157,14 +157,14 @@ def _control_lines(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray, i
     0x0A–0x1F or 0x7F. ``inner_crs``: how many CRs stripped before an LF lie between the
     first line's start and the last line's end (every line's but the last one's)."""
     control = np.zeros(len(starts), dtype=bool)
-    begin, end = int(starts[0]), int(starts[-1] + lengths[-1])
+    begin = int(starts[0])
+    region = block[begin : int(starts[-1] + lengths[-1])]
     # Usually there is none: the region's C0 and DEL bytes are its TABs, the LFs between
     # lines and the CRs stripped before them. bytes.translate finds that out at several
     # times numpy's speed; only a block with another one is searched byte by byte.
-    found = block[begin:end].tobytes().translate(None, _NOT_C0_OR_DEL)
-    if not found.translate(None, b"\t\n\r") and found.count(b"\r") == inner_crs:
+    c0 = region.tobytes().translate(None, _NOT_C0_OR_DEL)
+    if not c0.translate(None, b"\t\n\r") and c0.count(b"\r") == inner_crs:
         return control
-    region = block[begin:end]
     found = np.flatnonzero(((region < _SPACE) & (region != _TAB)) | (region == _DEL))
     found += begin
     line = np.searchsorted(starts, found, side="right") - 1

@@ -31,7 +31,7 @@ from onramp.engine import chunks
 from onramp.engine.apply import ProfileChanges
 from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, classify, count_stored_devices, stored_devices_sql
 from onramp.engine.rulebook import Rulebook, build_rulebook
-from onramp.engine.scratch import RAW_LINE_COLUMNS, SCRATCH_PARQUET, ParquetPieces, drop_quietly, parquet_source
+from onramp.engine.scratch import RAW_LINE_COLUMNS, SCRATCH_PARQUET, ParquetPieces, drop_quietly, parquet_source, raw_line_names
 from onramp.engine.sqltext import lit
 from onramp.engine.sync_plan import apply_links, classify_sync
 from onramp.errors import FileRejected
@@ -237,7 +237,7 @@ class _Job:
     def _load_parts(self, parts: list[Candidate], table: str = "raw_lines") -> dict[int, Candidate]:
         """Stream every live part into ``table``; parts failing container checks are rejected."""
         con = self.con
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (file_idx INTEGER, line_no BIGINT, line BLOB, too_long BOOLEAN, control BOOLEAN)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({', '.join(f'{name} {kind}' for name, kind in RAW_LINE_COLUMNS)})")
         live: dict[int, Candidate] = {}
         for idx, c in enumerate(parts):
             if c.rejected or c.duplicate:
@@ -254,7 +254,7 @@ class _Job:
         for batch in self._line_batches(c):
             self.con.register("_batch", batch)
             try:
-                self.con.execute(f"INSERT INTO {table} SELECT {idx}, line_no, line, too_long, control FROM _batch")
+                self.con.execute(f"INSERT INTO {table} BY NAME SELECT {idx} AS file_idx, * FROM _batch")
             finally:
                 self.con.unregister("_batch")
 
@@ -282,7 +282,7 @@ class _Job:
             con.register("_spool_reader", reader)
             try:
                 con.execute(
-                    f"""COPY (SELECT file_idx, line_no, line, too_long, control, {chunk} AS chunk FROM _spool_reader)
+                    f"""COPY (SELECT {raw_line_names()}, {chunk} AS chunk FROM _spool_reader)
                         TO {lit(str(spool / f"part-{idx}"))} ({SCRATCH_PARQUET}, PARTITION_BY (chunk))"""
                 )
             finally:
@@ -295,7 +295,7 @@ class _Job:
             else:
                 live[idx] = c
         source = parquet_source(self._spooled_files(), RAW_LINE_COLUMNS)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_all AS SELECT file_idx, line_no, line, too_long, control, {key_sql} AS uid_hash FROM {source}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_all AS SELECT {raw_line_names()}, {key_sql} AS uid_hash FROM {source}")
         return live
 
     def _spooled_line_bytes(self, con: duckdb.DuckDBPyConnection) -> int:
