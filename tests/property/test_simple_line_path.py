@@ -1,14 +1,15 @@
-"""The simple-line path of the engine against its per-item path, whole jobs compared.
+"""The simple-line paths of the engine against its per-item path, whole jobs compared.
 
 Lines made only of well-formed ``d_sid``/``d_unsid`` items take a short path through
-the engine (list functions per line, ``data_plan._evaluate_simple_lines``); every other
-line is split into items. Both must give the same receipt counters, the same reject rows
+the engine (list functions per line, ``data_plan._evaluate_simple_lines``); in `.sync`
+files of platform UUIDs, profiles made only of such lines without removals are merged
+natively before that (``engine/simple_profiles.py``); every other line is split into items. Both must give the same receipt counters, the same reject rows
 and the same profiles. Hypothesis writes a prior file (so removals and `.overwrite` have
 something to act on) and a test file mixing simple lines with lines that are not simple
 (spaces, upper-case keys, signals, bad IDs), with repeated users (the 200-lines cap is 3
 here, and operations on one profile spread over several lines), valid traits, traits of
-another data source, rule-based traits and unknown IDs. The job runs twice in twin stores,
-once with the simple-line path switched off.
+another data source, rule-based traits and unknown IDs. The job runs three times in
+triplet stores: as shipped, without the native merge, and with no simple-line path at all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from onramp.engine import data_plan
+from onramp.engine import data_plan, simple_profiles
 from onramp.service.ingest import run_job
 from onramp.settings import load_settings
 from onramp.store.db import connect
@@ -51,9 +52,12 @@ VALID = ["2201", "2202", "2203", "2301", "2302"]
 TRAITS = VALID * 3 + ["2209", "5501", "424242", "0", "007"]  # mostly traits that change profiles
 
 
-def _twin_stores(root: Path) -> dict[str, Path]:
+MODES = ("fast", "sql", "items")  # as shipped; without the native merge; per item only
+
+
+def _twin_stores(root: Path, modes: tuple[str, ...] = MODES) -> dict[str, Path]:
     out = {}
-    for mode in ("fast", "items"):
+    for mode in modes:
         data_dir = root / mode / "data"
         con = connect(load_settings(data_dir=data_dir))
         try:
@@ -77,10 +81,10 @@ other_items = st.sampled_from(["D_SID=2201", " d_sid=2201", "d_sid=2201 ,d_sid=2
 
 
 @st.composite
-def job_files(draw):
+def job_files(draw, native: bool = False):
     n = 0  # each example runs in fresh stores
-    platform = draw(st.booleans())
-    n_users = draw(st.integers(1, 10))  # many users: most have one line; few: several lines each
+    platform = native or draw(st.booleans())
+    n_users = draw(st.integers(1, 4 if native else 10))  # many users: most have one line; few: several lines each
     if platform:
         users = [f"{n:06d}{i:032d}" for i in range(n_users)] + ["123"]  # the last one is not a platform UUID
     else:
@@ -93,13 +97,13 @@ def job_files(draw):
     holders = draw(st.lists(st.sampled_from(users[:-1]), max_size=n_users, unique=True))
     prior = [f"{u}\t" + ",".join(f"d_sid={t}" for t in own) for u in holders]
     lines = draw(st.lists(line, min_size=1, max_size=14))
-    overwrite = draw(st.booleans())
+    overwrite = not native and draw(st.booleans())
     return n, ("23" if platform else "22"), prior, lines, overwrite
 
 
-def _run(data_dir: Path, path: Path, *, fast: bool, dry_run: bool):
-    s = load_settings(data_dir=data_dir, inbound={"max_lines_per_user": CAP})
-    if fast:
+def _run(data_dir: Path, path: Path, *, mode: str, dry_run: bool):
+    s = load_settings(data_dir=data_dir, inbound={"max_lines_per_user": CAP}, engine={"native_merge": mode == "fast"})
+    if mode != "items":
         return run_job(s, [path], partner=PARTNER, dry_run=dry_run)
     with mock.patch.object(data_plan, "_fast_path_applies", return_value=False):
         return run_job(s, [path], partner=PARTNER, dry_run=dry_run)
@@ -122,26 +126,37 @@ def test_simple_lines_match_per_item_path(case):
         _compare(_twin_stores(Path(root)), *case)
 
 
+@settings(max_examples=40, deadline=None)
+@given(case=job_files(native=True))
+def test_native_merge_matches_sql(case):
+    """`.sync` files of platform UUIDs with few users, so that simple profiles and profiles
+    with other lines (removals, errors, over the cap) share the files."""
+    with tempfile.TemporaryDirectory() as root:
+        _compare(_twin_stores(Path(root), ("fast", "sql")), *case)
+
+
 def _compare(stores: dict[str, Path], n: int, dpids: str, prior: list[str], lines: list[str], overwrite: bool) -> None:
     results = {}
     for mode, data_dir in stores.items():
-        fast = mode == "fast"
         if prior:
             first = data_dir.parent / f"ftp_dpm_{dpids}_{1700000000 + 2 * n}.sync"
             first.write_text("\n".join(prior) + "\n")
-            _run(data_dir, first, fast=fast, dry_run=False)
+            _run(data_dir, first, mode=mode, dry_run=False)
         test = data_dir.parent / f"ftp_dpm_{dpids}_{1700000001 + 2 * n}.{'overwrite' if overwrite else 'sync'}"
         test.write_text("\n".join(lines) + "\n")
-        dry = _run(data_dir, test, fast=fast, dry_run=True)
-        wet = _run(data_dir, test, fast=fast, dry_run=False)
+        dry = _run(data_dir, test, mode=mode, dry_run=True)
+        wet = _run(data_dir, test, mode=mode, dry_run=False)
         like = f"{n:06d}%" if dpids == "23" else f"u{n}-%"
         results[mode] = (dry.receipts[0].counters, sorted(map(sorted, (p.items() for p in dry.problems))),
                          wet.receipts[0].counters, _profiles(data_dir, like))
-    fast, items = results["fast"], results["items"]
-    assert fast[0] == items[0], "dry-run receipt counters differ"
-    assert fast[1] == items[1], "reject rows differ"
-    assert fast[2] == items[2], "receipt counters differ"
-    assert fast[3] == items[3], "profiles differ"
+    *others, reference = results  # the last mode is the reference
+    items = results[reference]
+    for mode in others:
+        fast = results[mode]
+        assert fast[0] == items[0], f"{mode}: dry-run receipt counters differ"
+        assert fast[1] == items[1], f"{mode}: reject rows differ"
+        assert fast[2] == items[2], f"{mode}: receipt counters differ"
+        assert fast[3] == items[3], f"{mode}: profiles differ"
 
 
 def test_simple_path_is_taken(tmp_path):
@@ -161,3 +176,27 @@ def test_simple_path_is_taken(tmp_path):
     assert seen == [2]
     c = result.receipts[0].counters
     assert (c["stored_records"], c["total_traits_failed_validation"], c["no_trait_realized"]) == (1, 1, 1)
+
+
+def test_native_merge_is_taken(tmp_path):
+    """Guards the comparison above: simple profiles of platform UUIDs really are merged
+    natively, and the rest of the file still takes the SQL plan."""
+    assert simple_profiles.available(), "the native extension is not built: reinstall with `pip install -e .`"
+    stores = _twin_stores(tmp_path)
+    path = stores["fast"].parent / "ftp_dpm_23_1600000000.sync"
+    uuid_a, uuid_b, uuid_c = (f"{i:038d}" for i in (1, 2, 3))
+    path.write_text(f"{uuid_a}\td_sid=2301,d_sid=2301, d_sid=424242\n{uuid_b}\td_sid=2302\n{uuid_b}\td_unsid=2302\n{uuid_c}\td_sid=5501\n")
+    seen = []
+    real = simple_profiles.merge_chunk
+
+    def spy(lines, *args):
+        merged = real(lines, *args)
+        seen.append((int(merged.simple.sum()), merged.add_lists.to_pylist(), merged.no_trait.column("line_no").to_pylist()))
+        return merged
+
+    with mock.patch.object(simple_profiles, "merge_chunk", spy):
+        result = run_job(load_settings(data_dir=stores["fast"]), [path], partner=PARTNER, dry_run=True)
+    # uuid_b has a removal: both its lines take the SQL plan
+    assert seen == [(2, [{"ns": 0, "pid": uuid_a, "sids": [2301]}], [4])]
+    c = result.receipts[0].counters
+    assert (c["stored_records"], c["no_trait_realized"], c["total_realized_traits"], c["total_unused_signals"]) == (3, 1, 2, 2)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import numpy as np
 
 from onramp.engine.resolve import resolve_ids
 from onramp.engine.rulebook import Rulebook, load_rulebook_tables
@@ -57,6 +58,7 @@ class DataPlan:
     link_ttl_days: int = 120
     max_hops: int = 3
     odc_ns: int | None = None  # ODC: the ID type of the file's first valid row, when known in advance
+    native: bool = False  # simple profiles were merged natively; their lines that store nothing are ``native_result``
 
 
 def _odc_ns_sql(col: str) -> str:
@@ -84,7 +86,7 @@ def classify(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> 
     _parse_items(con)
     _resolve(con, plan)
     _evaluate(con, plan, book)
-    _collect(con, fast)
+    _collect(con, fast, plan.native)
     return fast
 
 
@@ -243,6 +245,15 @@ def _fast_path_applies(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rul
         )
     lo, has_list = con.execute("SELECT lo, status IS NOT NULL FROM trait_lut").fetchone()
     return lo is None or bool(has_list)
+
+
+def trait_status(con: duckdb.DuckDBPyConnection, plan: DataPlan, book: Rulebook) -> tuple[np.ndarray, int] | None:
+    """The trait lookup list (status by ``sid - lo``) where simple lines may take a short
+    path (``_fast_path_applies``), for the native merge of simple profiles; else None."""
+    if not _fast_path_applies(con, plan, book):
+        return None
+    lo, status = con.execute("SELECT lo, status FROM trait_lut").fetchall()[0]
+    return np.array(status or [], dtype=np.uint8), int(lo or 0)
 
 
 def _evaluate_simple_lines(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
@@ -615,11 +626,13 @@ def _evaluate_pivot(con: duckdb.DuckDBPyConnection, book: Rulebook) -> None:
         )
 
 
-def _collect(con: duckdb.DuckDBPyConnection, fast: bool) -> None:
-    """One row per non-blank line with its final code (§3.7 order) and counters."""
-    simple_rows = (
-        "UNION ALL SELECT file_idx, line_no, code, ns, pid, n_items, n_unused, n_realized, n_failed FROM simple_result" if fast else ""
-    )
+def _collect(con: duckdb.DuckDBPyConnection, fast: bool, native: bool) -> None:
+    """One row per non-blank line with its final code (§3.7 order) and counters (of the
+    natively merged lines, only those that store nothing: engine/simple_profiles.py)."""
+    columns = "file_idx, line_no, code, ns, pid, n_items, n_unused, n_realized, n_failed"
+    simple_rows = f"UNION ALL SELECT {columns} FROM simple_result" if fast else ""
+    if native:
+        simple_rows += f" UNION ALL SELECT {columns} FROM native_result"
     simple_ops = "UNION ALL SELECT * FROM simple_ops" if fast else ""
     # Only lines of the per-item path are materialised; ``line_result`` is a view adding the
     # simple lines' rows, which are already a table (copying them cost as much as computing them).

@@ -20,7 +20,7 @@ import shutil
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -29,7 +29,10 @@ import pyarrow as pa
 
 from onramp.engine import chunks
 from onramp.engine.apply import ProfileChanges
-from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, classify, count_stored_devices, stored_devices_sql
+from onramp.engine import simple_profiles
+from onramp.engine.data_plan import (
+    ID_DEVICE_LEVEL, ID_PLATFORM_UUID, DataPlan, classify, count_stored_devices, stored_devices_sql, trait_status,
+)
 from onramp.engine.rulebook import Rulebook, build_rulebook
 from onramp.engine.scratch import RAW_LINE_COLUMNS, SCRATCH_PARQUET, ParquetPieces, drop_quietly, parquet_source, raw_line_names
 from onramp.engine.sqltext import lit
@@ -409,18 +412,31 @@ class _Job:
         non_blank: dict[int, int] = defaultdict(int)
         changes = ProfileChanges(work, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
                                  scratch=self._spool_dir, store=self.con)
+        shared = parts[0].group_key() in self._shared_receipts
+        lut = self._native_lut(work, plan) if not shared else None
         for _ in chunks.chunk_views(work, plan, n_chunks, self._spool_dir, dealt=dealt):
-            fast = classify(work, plan, self.rulebooks[owner])
+            merged = self._merge_simple_profiles(work, plan, lut) if lut is not None else None
+            fast = classify(work, replace(plan, native=merged is not None), self.rulebooks[owner])
             for idx, n in work.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
                 non_blank[idx] += n
             changes.stage()
             add_counters(receipt.counters, _data_counters(work))
-            if parts[0].group_key() in self._shared_receipts:
+            if shared:
                 self._devices.append(f"SELECT {lit(receipt.receipt_id)} AS rkey, ns, pid FROM ({stored_devices_sql()})", work)
             else:
                 receipt.counters["total_devices"] += count_stored_devices(work, fast)
+            if merged is not None:
+                changes.staged["file_add_lists"].append("SELECT ns, pid, sids FROM _native_adds", work)
+                add_counters(receipt.counters, merged.counters)
+                receipt.counters["total_devices"] += merged.devices
+                for idx, n in merged.stored_lines.items():
+                    non_blank[idx] += n
+                work.execute("CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT * FROM _chunk_lines")  # every line, for the reject rows
             reject_rows.collect_data(self._rejects, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s,
                                      work)
+            if merged is not None:
+                for name in ("_native_adds", "native_result", "_sql_lines", "_chunk_lines"):
+                    work.unregister(name)
         receipt.counters["total_removed_traits"] += changes.commit()
         # §3.3 check 6, over all chunks: a part without a non-blank line is an empty file
         # (it had no lines, so it changed nothing and has no reject rows).
@@ -428,6 +444,28 @@ class _Job:
             if non_blank[idx] == 0:
                 c.rejected, c.hint = "empty file", "send at least one non-blank line"
         self._finish_listing(parts, receipt)
+
+    def _native_lut(self, work: duckdb.DuckDBPyConnection, plan: DataPlan):
+        """The trait lookup list when simple profiles of this file may be merged natively
+        (engine/simple_profiles.py: `.sync` files of platform UUIDs); else None."""
+        if not (self.s.engine.native_merge and simple_profiles.available()):
+            return None
+        if plan.odc or plan.overwrite or plan.id_kind != ID_PLATFORM_UUID:
+            return None
+        return trait_status(work, plan, self.rulebooks[plan.owner_dpid])
+
+    @staticmethod
+    def _merge_simple_profiles(work: duckdb.DuckDBPyConnection, plan: DataPlan, lut) -> simple_profiles.ChunkMerge:
+        """Merge the chunk's simple profiles natively; ``raw_lines`` becomes the chunk's other
+        lines (for the SQL plan) and ``_chunk_lines`` all of them."""
+        lines = work.sql(f"SELECT {raw_line_names()} FROM raw_lines").to_arrow_table()
+        merged = simple_profiles.merge_chunk(lines, *lut, plan.max_lines_per_user)
+        work.register("_chunk_lines", lines)
+        work.register("_sql_lines", simple_profiles.sql_lines(lines, merged))
+        work.register("native_result", merged.no_trait)
+        work.register("_native_adds", merged.add_lists)
+        work.execute("CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT * FROM _sql_lines")
+        return merged
 
     # -- ID-sync files -------------------------------------------------------------------------
     def _process_sync(self, parts: list[Candidate], receipt: Receipt) -> None:

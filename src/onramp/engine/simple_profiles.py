@@ -1,0 +1,114 @@
+"""Simple profiles merged natively (ADR 0007), so that most of a d_sid file skips the SQL plan.
+
+For a `.sync` file of platform UUIDs, a profile whose lines in a chunk are all simple
+(``_simple_profiles.pyx``) needs no ordering, no identity resolution and no rule: its final
+adds are the distinct valid trait IDs of its lines. The native pass finds those profiles,
+merges them in one pass over the chunk's bytes and returns:
+
+- their final adds, one row per profile (``add_lists``: ``ns, pid, sids``), staged like the
+  SQL plan's ``direct_add_lists``;
+- the receipt counters of their stored lines, and their Total devices;
+- their lines that store nothing (``no_trait``), as ``line_result`` rows, so that the
+  receipt and the reject file treat them like any other line.
+
+Every other line, with all lines of the other profiles, takes the SQL plan. The property
+test ``tests/property/test_simple_line_path.py`` runs random files both ways.
+
+The extension is built when the package is installed (setup.py). Without it ``available()``
+is false and every line takes the SQL plan, with the same results.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+try:
+    from onramp.engine._simple_profiles import merge_simple_profiles
+except ImportError:  # pragma: no cover - every supported install builds the extension
+    merge_simple_profiles = None
+
+UUID_BYTES = 38
+PLATFORM_NS = 0  # profiles of platform UUIDs (SPEC §1.8)
+ADD_LIST_SCHEMA = pa.schema([("ns", pa.int32()), ("pid", pa.string()), ("sids", pa.list_(pa.int32()))])
+NO_TRAIT_SCHEMA = pa.schema([
+    ("file_idx", pa.int32()), ("line_no", pa.int64()), ("code", pa.string()), ("ns", pa.int32()), ("pid", pa.string()),
+    ("n_items", pa.int64()), ("n_unused", pa.int64()), ("n_realized", pa.int64()), ("n_failed", pa.int64()),
+])
+
+
+def available() -> bool:
+    return merge_simple_profiles is not None
+
+
+@dataclass
+class ChunkMerge:
+    simple: np.ndarray  # per line of the chunk: it belongs to a simple profile
+    add_lists: pa.Table  # ADD_LIST_SCHEMA
+    no_trait: pa.Table  # NO_TRAIT_SCHEMA
+    counters: dict[str, int]  # receipt counters of the simple profiles' stored lines
+    stored_lines: Counter  # file_idx -> stored lines (non-blank lines of the part)
+    devices: int  # simple profiles with a stored line (§6.2 Total devices)
+
+
+def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> ChunkMerge:
+    """Merge the simple profiles of one chunk. ``lines``: the chunk's raw lines
+    (``file_idx, line_no, line, too_long, control``); ``status``/``lo``: the trait lookup
+    list (``data_plan.trait_status``); ``cap``: lines per user (§3.6)."""
+    line = lines.column("line").combine_chunks()
+    if isinstance(line, pa.ChunkedArray):  # no rows
+        line = pa.array([], pa.binary())
+    offsets = np.frombuffer(line.buffers()[1], dtype=np.int32)[line.offset : line.offset + len(line) + 1].astype(np.int64)
+    data_buf = line.buffers()[2]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+    skip = (lines.column("too_long").to_numpy(zero_copy_only=False) | lines.column("control").to_numpy(zero_copy_only=False))
+    m = merge_simple_profiles(data, offsets[:-1], offsets[1:], skip.astype(np.uint8), np.ascontiguousarray(status, dtype=np.uint8),
+                              int(lo), int(cap))
+    simple = m["simple"]
+    stored = simple & (m["realized"] > 0)
+    items, used, failed, realized = m["items"].astype(np.int64), m["used"], m["failed"], m["realized"]
+    counters = {
+        "records_received": int(stored.sum()),
+        "records_processed": int(stored.sum()),
+        "stored_records": int(stored.sum()),
+        "total_signals": int(items[stored].sum()),
+        "total_unused_signals": int((items - used)[stored].sum()),
+        "total_realized_traits": int(realized[stored].sum()),
+        "total_traits_failed_validation": int(failed[stored].sum()),
+        "total_users_with_failed_validation": int((failed[stored] > 0).sum()),
+    }
+    file_idx = lines.column("file_idx").to_numpy()
+    stored_lines = Counter(dict(zip(*(a.tolist() for a in np.unique(file_idx[stored], return_counts=True)))))
+    pids = _ids(data, offsets[m["first_line"]])
+    add_lists = pa.Table.from_arrays(
+        [pa.array(np.full(len(pids), PLATFORM_NS, dtype=np.int32)), pids, pa.ListArray.from_arrays(pa.array(m["offsets"].astype(np.int32)), pa.array(m["sids"]))],
+        schema=ADD_LIST_SCHEMA,
+    )
+    empty = np.flatnonzero(simple & (realized == 0))
+    no_trait = pa.Table.from_arrays([
+        pa.array(file_idx[empty]), pa.array(lines.column("line_no").to_numpy()[empty]),
+        pa.array(np.full(len(empty), "no_trait", dtype=object), pa.string()),
+        pa.array(np.full(len(empty), PLATFORM_NS, dtype=np.int32)), _ids(data, offsets[empty]),
+        pa.array(items[empty]), pa.array((items - used)[empty]), pa.array(np.zeros(len(empty), np.int64)),
+        pa.array(failed[empty].astype(np.int64)),
+    ], schema=NO_TRAIT_SCHEMA)
+    return ChunkMerge(simple=simple, add_lists=add_lists, no_trait=no_trait, counters=counters,
+                      stored_lines=stored_lines, devices=len(pids))
+
+
+def sql_lines(lines: pa.Table, merged: ChunkMerge) -> pa.Table:
+    """The chunk's lines that take the SQL plan."""
+    return lines.filter(pa.array(~merged.simple))
+
+
+def _ids(data: np.ndarray, starts: np.ndarray) -> pa.Array:
+    """The 38-digit IDs at ``data[starts[i]:]`` as a string array."""
+    n = len(starts)
+    if not n:
+        return pa.array([], pa.string())
+    chars = data[starts[:, None] + np.arange(UUID_BYTES)].reshape(-1)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(0, (n + 1) * UUID_BYTES, UUID_BYTES, dtype=np.int32)),
+                                                   pa.py_buffer(chars)])
