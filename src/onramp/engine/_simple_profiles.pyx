@@ -181,8 +181,8 @@ def merge_simple_profiles(const uint8_t[::1] data, const int64_t[::1] starts, co
 
     Returns a dict of numpy arrays: per line ``simple`` (the line belongs to a simple
     profile), ``items``, ``used``, ``failed``, ``realized`` (distinct valid trait IDs); per
-    simple profile with a valid trait, ``first_line`` (where its ID can be read) and its
-    distinct valid trait IDs as ``offsets`` / ``sids``.
+    simple profile with a valid trait, its ID (``ids``: 38 bytes each) and its distinct
+    valid trait IDs as ``offsets`` / ``sids``.
     """
     cdef Py_ssize_t n = starts.shape[0], i, j, k
     cdef int64_t span = status.shape[0], idx
@@ -230,22 +230,34 @@ def merge_simple_profiles(const uint8_t[::1] data, const int64_t[::1] starts, co
                     first_line[table[slot].p] = table[slot].first_line
     finally:
         free(table)
-    # Which profiles are simple, and each one's lines together, in line order.
-    simple_prof_a = (tainted_a[:n_prof] == 0) & (nlines_a[:n_prof] <= cap)
-    line_simple_a = np.zeros(n, dtype=bool)
-    has = line_prof_a >= 0
-    line_simple_a[has] = simple_prof_a[line_prof_a[has]]
-    simple_lines_a = np.flatnonzero(line_simple_a)
-    order_a = simple_lines_a[np.argsort(line_prof_a[simple_lines_a], kind="stable")]
+    # Which profiles are simple, and each one's lines together, in line order (a counting sort).
+    line_simple_a = np.zeros(n, dtype=np.uint8)
+    cdef uint8_t[::1] line_simple = line_simple_a
+    prof_start_a = np.zeros(n_prof + 1, dtype=np.int64)
+    cdef int64_t[::1] prof_start = prof_start_a
+    order_a = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] order = order_a
-    # Each simple profile's distinct valid trait IDs, from its lines' own lists.
+    cdef Py_ssize_t n_order = 0
+    with nogil:
+        for p in range(n_prof):
+            if tainted[p] or nlines[p] > cap:
+                nlines[p] = 0  # not simple: none of its lines is placed
+            prof_start[p + 1] = prof_start[p] + nlines[p]
+        n_order = prof_start[n_prof]
+        for i in range(n):
+            p = line_prof[i]
+            if p >= 0 and nlines[p] > 0:
+                line_simple[i] = 1
+                order[prof_start[p]] = i
+                prof_start[p] += 1
+    # Each simple profile's distinct valid trait IDs, from its lines' own lists, and its ID.
     out_first_a = np.empty(n_prof, dtype=np.int64)
     out_off_a = np.zeros(n_prof + 1, dtype=np.int64)
     out_vals_a = np.empty(max(1, nvals), dtype=np.int32)
     cdef int64_t[::1] out_first = out_first_a
     cdef int64_t[::1] out_off = out_off_a
     cdef int32_t[::1] out_vals = out_vals_a
-    cdef Py_ssize_t n_order = order.shape[0], n_out = 0, m = 0
+    cdef Py_ssize_t n_out = 0, m = 0
     cdef int32_t cur = -1
     stamp = n + 1  # pass one used at most one stamp per line
     with nogil:
@@ -268,7 +280,13 @@ def merge_simple_profiles(const uint8_t[::1] data, const int64_t[::1] starts, co
         if cur >= 0 and m > out_off[n_out]:
             n_out += 1
             out_off[n_out] = m
+    ids_a = np.empty(n_out * UUID_DIGITS, dtype=np.uint8)
+    cdef uint8_t[::1] ids = ids_a
+    with nogil:
+        for j in range(n_out):
+            for k in range(UUID_DIGITS):
+                ids[j * UUID_DIGITS + k] = data[starts[out_first[j]] + k]
     return {
-        "simple": line_simple_a, "items": counts_a[0], "used": counts_a[1], "failed": counts_a[2], "realized": counts_a[3],
-        "first_line": out_first_a[:n_out], "offsets": out_off_a[:n_out + 1], "sids": out_vals_a[:m],
+        "simple": line_simple_a.view(bool), "items": counts_a[0], "used": counts_a[1], "failed": counts_a[2], "realized": counts_a[3],
+        "ids": ids_a, "offsets": out_off_a[:n_out + 1], "sids": out_vals_a[:m],
     }

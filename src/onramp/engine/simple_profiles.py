@@ -21,10 +21,14 @@ is false and every line takes the SQL plan, with the same results.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 try:
     from onramp.engine._simple_profiles import merge_simple_profiles
@@ -81,8 +85,9 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
         "total_users_with_failed_validation": int((failed[stored] > 0).sum()),
     }
     file_idx = lines.column("file_idx").to_numpy()
-    stored_lines = Counter(dict(zip(*(a.tolist() for a in np.unique(file_idx[stored], return_counts=True)))))
-    pids = _ids(data, offsets[m["first_line"]])
+    per_part = np.bincount(file_idx[stored]) if stored.any() else np.zeros(0, np.int64)
+    stored_lines = Counter({idx: int(n) for idx, n in enumerate(per_part) if n})
+    pids = _id_array(m["ids"])
     add_lists = pa.Table.from_arrays(
         [pa.array(np.full(len(pids), PLATFORM_NS, dtype=np.int32)), pids, pa.ListArray.from_arrays(pa.array(m["offsets"].astype(np.int32)), pa.array(m["sids"]))],
         schema=ADD_LIST_SCHEMA,
@@ -99,6 +104,44 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
                       stored_lines=stored_lines, devices=len(pids))
 
 
+LINE_SCHEMA = pa.schema([("file_idx", pa.int32()), ("line_no", pa.int64()), ("line", pa.binary()),
+                         ("too_long", pa.bool_()), ("control", pa.bool_())])
+
+
+class MergeAhead:
+    """Reads and merges chunk k + 1 on a thread while the caller runs the plan on chunk k.
+
+    The pass runs mostly without the GIL, and an ingest otherwise leaves the second core
+    idle while it runs (10M d_sid lines: 33 s of CPU in 29 s)."""
+
+    def __init__(self, chunk_files: Sequence[Sequence[Path]], status: np.ndarray, lo: int, cap: int):
+        self._files, self._args = list(chunk_files), (status, lo, cap)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="onramp-merge")
+        self._pending: dict[int, Future] = {}
+        self._submit(0)
+
+    def take(self, k: int) -> tuple[pa.Table, ChunkMerge]:
+        """Chunk ``k``'s lines (``LINE_SCHEMA``) and their merge; starts on chunk ``k + 1``."""
+        self._submit(k + 1)
+        return self._pending.pop(k).result()
+
+    def close(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+    def _submit(self, k: int) -> None:
+        if k < len(self._files) and k not in self._pending:
+            self._pending[k] = self._pool.submit(self._load_and_merge, self._files[k])
+
+    def _load_and_merge(self, files: Sequence[Path]) -> tuple[pa.Table, ChunkMerge]:
+        if files:
+            lines = pq.read_table([str(f) for f in files], columns=LINE_SCHEMA.names).cast(LINE_SCHEMA)
+        else:  # no line was dealt to this chunk
+            lines = LINE_SCHEMA.empty_table()
+        return lines, merge_chunk(lines, *self._args)
+
+
 def sql_lines(lines: pa.Table, merged: ChunkMerge) -> pa.Table:
     """The chunk's lines that take the SQL plan."""
     return lines.filter(pa.array(~merged.simple))
@@ -106,9 +149,11 @@ def sql_lines(lines: pa.Table, merged: ChunkMerge) -> pa.Table:
 
 def _ids(data: np.ndarray, starts: np.ndarray) -> pa.Array:
     """The 38-digit IDs at ``data[starts[i]:]`` as a string array."""
-    n = len(starts)
-    if not n:
-        return pa.array([], pa.string())
-    chars = data[starts[:, None] + np.arange(UUID_BYTES)].reshape(-1)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(0, (n + 1) * UUID_BYTES, UUID_BYTES, dtype=np.int32)),
-                                                   pa.py_buffer(chars)])
+    return _id_array(data[starts[:, None] + np.arange(UUID_BYTES)].reshape(-1))
+
+
+def _id_array(chars: np.ndarray) -> pa.Array:
+    """A string array of the 38-byte IDs laid end to end in ``chars``."""
+    n = len(chars) // UUID_BYTES
+    offsets = np.arange(0, (n + 1) * UUID_BYTES, UUID_BYTES, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(chars))])

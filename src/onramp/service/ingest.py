@@ -414,9 +414,32 @@ class _Job:
                                  scratch=self._spool_dir, store=self.con)
         shared = parts[0].group_key() in self._shared_receipts
         lut = self._native_lut(work, plan) if not shared else None
-        for _ in chunks.chunk_views(work, plan, n_chunks, self._spool_dir, dealt=dealt):
-            merged = self._merge_simple_profiles(work, plan, lut) if lut is not None else None
-            fast = classify(work, replace(plan, native=merged is not None), self.rulebooks[owner])
+        # With the spool's own chunks, each chunk's native merge is done ahead, on a thread.
+        ahead = (simple_profiles.MergeAhead([dealt(k) for k in range(n_chunks)], *lut, plan.max_lines_per_user)
+                 if lut is not None and dealt is not None else None)
+        try:
+            self._run_chunks(parts, receipt, live, work, plan, changes, n_chunks, dealt, lut, ahead, non_blank)
+        finally:
+            if ahead is not None:
+                ahead.close()
+        receipt.counters["total_removed_traits"] += changes.commit()
+        # §3.3 check 6, over all chunks: a part without a non-blank line is an empty file
+        # (it had no lines, so it changed nothing and has no reject rows).
+        for idx, c in live.items():
+            if non_blank[idx] == 0:
+                c.rejected, c.hint = "empty file", "send at least one non-blank line"
+        self._finish_listing(parts, receipt)
+
+    def _run_chunks(self, parts: list[Candidate], receipt: Receipt, live: dict[int, Candidate], work: duckdb.DuckDBPyConnection,
+                    plan: DataPlan, changes: ProfileChanges, n_chunks: int, dealt, lut,
+                    ahead: simple_profiles.MergeAhead | None, non_blank: dict[int, int]) -> None:
+        """Classify, stage and count each chunk of a spooled data file."""
+        shared = parts[0].group_key() in self._shared_receipts
+        for k in chunks.chunk_views(work, plan, n_chunks, self._spool_dir, dealt=dealt):
+            merged = None
+            if lut is not None:
+                merged = self._merge_simple_profiles(work, plan, lut, ahead.take(k) if ahead is not None else None)
+            fast = classify(work, replace(plan, native=merged is not None), self.rulebooks[plan.owner_dpid])
             for idx, n in work.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
                 non_blank[idx] += n
             changes.stage()
@@ -437,13 +460,6 @@ class _Job:
             if merged is not None:
                 for name in ("_native_adds", "native_result", "_sql_lines", "_chunk_lines"):
                     work.unregister(name)
-        receipt.counters["total_removed_traits"] += changes.commit()
-        # §3.3 check 6, over all chunks: a part without a non-blank line is an empty file
-        # (it had no lines, so it changed nothing and has no reject rows).
-        for idx, c in live.items():
-            if non_blank[idx] == 0:
-                c.rejected, c.hint = "empty file", "send at least one non-blank line"
-        self._finish_listing(parts, receipt)
 
     def _native_lut(self, work: duckdb.DuckDBPyConnection, plan: DataPlan):
         """The trait lookup list when simple profiles of this file may be merged natively
@@ -455,11 +471,15 @@ class _Job:
         return trait_status(work, plan, self.rulebooks[plan.owner_dpid])
 
     @staticmethod
-    def _merge_simple_profiles(work: duckdb.DuckDBPyConnection, plan: DataPlan, lut) -> simple_profiles.ChunkMerge:
-        """Merge the chunk's simple profiles natively; ``raw_lines`` becomes the chunk's other
-        lines (for the SQL plan) and ``_chunk_lines`` all of them."""
-        lines = work.sql(f"SELECT {raw_line_names()} FROM raw_lines").to_arrow_table()
-        merged = simple_profiles.merge_chunk(lines, *lut, plan.max_lines_per_user)
+    def _merge_simple_profiles(work: duckdb.DuckDBPyConnection, plan: DataPlan, lut, ready=None) -> simple_profiles.ChunkMerge:
+        """Merge the chunk's simple profiles natively (``ready``: lines and merge done ahead);
+        ``raw_lines`` becomes the chunk's other lines (for the SQL plan) and ``_chunk_lines``
+        all of them."""
+        if ready is not None:
+            lines, merged = ready
+        else:
+            lines = work.sql(f"SELECT {raw_line_names()} FROM raw_lines").to_arrow_table()
+            merged = simple_profiles.merge_chunk(lines, *lut, plan.max_lines_per_user)
         work.register("_chunk_lines", lines)
         work.register("_sql_lines", simple_profiles.sql_lines(lines, merged))
         work.register("native_result", merged.no_trait)
