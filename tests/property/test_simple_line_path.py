@@ -2,14 +2,15 @@
 
 Lines made only of well-formed ``d_sid``/``d_unsid`` items take a short path through
 the engine (list functions per line, ``data_plan._evaluate_simple_lines``); in `.sync`
-files of platform UUIDs, profiles made only of such lines without removals are merged
-natively before that (``engine/simple_profiles.py``); every other line is split into items. Both must give the same receipt counters, the same reject rows
-and the same profiles. Hypothesis writes a prior file (so removals and `.overwrite` have
-something to act on) and a test file mixing simple lines with lines that are not simple
-(spaces, upper-case keys, signals, bad IDs), with repeated users (the 200-lines cap is 3
-here, and operations on one profile spread over several lines), valid traits, traits of
-another data source, rule-based traits and unknown IDs. The job runs three times in
-triplet stores: as shipped, without the native merge, and with no simple-line path at all.
+files of platform UUIDs, profiles made only of such lines are merged natively before that
+(``engine/simple_profiles.py``); every other line is split into items. All must give the
+same receipt counters, the same reject rows and the same profiles. Hypothesis writes a
+prior file (so removals and `.overwrite` have something to act on) and a test file mixing
+simple lines with lines that are not simple (spaces, upper-case keys, signals, bad IDs),
+with repeated users (the 200-lines cap is 3 here, and operations on one profile spread
+over several lines), valid traits, traits of another data source, rule-based traits and
+unknown IDs. The job runs three times in triplet stores: as shipped, without the native
+merge, and with no simple-line path at all.
 """
 
 from __future__ import annotations
@@ -179,8 +180,8 @@ def test_simple_path_is_taken(tmp_path):
 
 
 def test_native_merge_is_taken(tmp_path):
-    """Guards the comparison above: simple profiles of platform UUIDs really are merged
-    natively, and the rest of the file still takes the SQL plan."""
+    """Guards the comparisons above: simple profiles of platform UUIDs really are merged
+    natively."""
     assert simple_profiles.available(), "the native extension is not built: reinstall with `pip install -e .`"
     stores = _twin_stores(tmp_path)
     path = stores["fast"].parent / "ftp_dpm_23_1600000000.sync"
@@ -196,7 +197,7 @@ def test_native_merge_is_taken(tmp_path):
 
     with mock.patch.object(simple_profiles, "merge_chunk", spy):
         result = run_job(load_settings(data_dir=stores["fast"]), [path], partner=PARTNER, dry_run=True)
-    # uuid_b has a removal: both its lines take the SQL plan
-    assert seen == [(2, [{"ns": 0, "pid": uuid_a, "sids": [2301]}], [4])]
+    # every line is simple; uuid_b's removal is replayed natively (its add, then its removal)
+    assert seen == [(4, [{"ns": 0, "pid": uuid_a, "sids": [2301]}], [4])]
     c = result.receipts[0].counters
     assert (c["stored_records"], c["no_trait_realized"], c["total_realized_traits"], c["total_unused_signals"]) == (3, 1, 2, 2)

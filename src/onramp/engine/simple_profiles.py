@@ -1,12 +1,15 @@
 """Simple profiles merged natively (ADR 0007), so that most of a d_sid file skips the SQL plan.
 
 For a `.sync` file of platform UUIDs, a profile whose lines in a chunk are all simple
-(``_simple_profiles.pyx``) needs no ordering, no identity resolution and no rule: its final
-adds are the distinct valid trait IDs of its lines. The native pass finds those profiles,
-merges them in one pass over the chunk's bytes and returns:
+(``_simple_profiles.pyx``) needs no identity resolution and no rule: its result follows
+from its ``d_sid``/``d_unsid`` items alone. The native pass finds those profiles, merges
+them in one pass over the chunk's bytes and returns:
 
-- their final adds, one row per profile (``add_lists``: ``ns, pid, sids``), staged like the
-  SQL plan's ``direct_add_lists``;
+- the final adds of those without a removal, one row per profile (``add_lists``: ``ns, pid,
+  sids``), staged like the SQL plan's ``direct_add_lists``;
+- for those with a removal, the rows the SQL plan stages after ordering their operations
+  (``adds``, ``removes``, ``first_removes`` and the count of removals right after an add,
+  ``engine.apply.ProfileChanges``);
 - the receipt counters of their stored lines, and their Total devices;
 - their lines that store nothing (``no_trait``), as ``line_result`` rows, so that the
   receipt and the reject file treat them like any other line.
@@ -37,6 +40,7 @@ except ImportError:  # pragma: no cover - every supported install builds the ext
 
 UUID_BYTES = 38
 PLATFORM_NS = 0  # profiles of platform UUIDs (SPEC §1.8)
+OP_ADD = 1  # the final operation of a trait, as the extension reports it (2: a removal)
 ADD_LIST_SCHEMA = pa.schema([("ns", pa.int32()), ("pid", pa.string()), ("sids", pa.list_(pa.int32()))])
 NO_TRAIT_SCHEMA = pa.schema([
     ("file_idx", pa.int32()), ("line_no", pa.int64()), ("code", pa.string()), ("ns", pa.int32()), ("pid", pa.string()),
@@ -48,10 +52,18 @@ def available() -> bool:
     return merge_simple_profiles is not None
 
 
+KEY_SCHEMA = pa.schema([("ns", pa.int32()), ("pid", pa.string()), ("sid", pa.int32())])
+REMOVE_SCHEMA = pa.schema([*KEY_SCHEMA, ("op", pa.string())])
+
+
 @dataclass
 class ChunkMerge:
     simple: np.ndarray  # per line of the chunk: it belongs to a simple profile
     add_lists: pa.Table  # ADD_LIST_SCHEMA
+    adds: pa.Table  # KEY_SCHEMA: final adds of profiles with a removal
+    removes: pa.Table  # REMOVE_SCHEMA: final operation of their traits that had a removal
+    first_removes: pa.Table  # KEY_SCHEMA: their traits whose first operation was a removal
+    removed_after_add: int
     no_trait: pa.Table  # NO_TRAIT_SCHEMA
     counters: dict[str, int]  # receipt counters of the simple profiles' stored lines
     stored_lines: Counter  # file_idx -> stored lines (non-blank lines of the part)
@@ -69,11 +81,14 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
     data_buf = line.buffers()[2]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
     skip = (lines.column("too_long").to_numpy(zero_copy_only=False) | lines.column("control").to_numpy(zero_copy_only=False))
-    m = merge_simple_profiles(data, offsets[:-1], offsets[1:], skip.astype(np.uint8), np.ascontiguousarray(status, dtype=np.uint8),
-                              int(lo), int(cap))
+    file_idx = lines.column("file_idx").to_numpy()
+    seq = (file_idx.astype(np.int64) << 40) | lines.column("line_no").to_numpy().astype(np.int64)  # file order of the lines
+    m = merge_simple_profiles(data, offsets[:-1], offsets[1:], skip.astype(np.uint8), seq,
+                              np.ascontiguousarray(status, dtype=np.uint8), int(lo), int(cap))
     simple = m["simple"]
-    stored = simple & (m["realized"] > 0)
     items, used, failed, realized = m["items"].astype(np.int64), m["used"], m["failed"], m["realized"]
+    stores = (realized + m["removals"]) > 0  # §3.7: a line that changes its profile is Stored
+    stored = simple & stores
     counters = {
         "records_received": int(stored.sum()),
         "records_processed": int(stored.sum()),
@@ -84,7 +99,6 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
         "total_traits_failed_validation": int(failed[stored].sum()),
         "total_users_with_failed_validation": int((failed[stored] > 0).sum()),
     }
-    file_idx = lines.column("file_idx").to_numpy()
     per_part = np.bincount(file_idx[stored]) if stored.any() else np.zeros(0, np.int64)
     stored_lines = Counter({idx: int(n) for idx, n in enumerate(per_part) if n})
     pids = _id_array(m["ids"])
@@ -92,7 +106,7 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
         [pa.array(np.full(len(pids), PLATFORM_NS, dtype=np.int32)), pids, pa.ListArray.from_arrays(pa.array(m["offsets"].astype(np.int32)), pa.array(m["sids"]))],
         schema=ADD_LIST_SCHEMA,
     )
-    empty = np.flatnonzero(simple & (realized == 0))
+    empty = np.flatnonzero(simple & ~stores)
     no_trait = pa.Table.from_arrays([
         pa.array(file_idx[empty]), pa.array(lines.column("line_no").to_numpy()[empty]),
         pa.array(np.full(len(empty), "no_trait", dtype=object), pa.string()),
@@ -100,8 +114,22 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
         pa.array(items[empty]), pa.array((items - used)[empty]), pa.array(np.zeros(len(empty), np.int64)),
         pa.array(failed[empty].astype(np.int64)),
     ], schema=NO_TRAIT_SCHEMA)
-    return ChunkMerge(simple=simple, add_lists=add_lists, no_trait=no_trait, counters=counters,
-                      stored_lines=stored_lines, devices=len(pids))
+    op_pids, op_sids, last = _id_array(m["op_ids"]), pa.array(m["op_sids"]), m["op_last"]
+    return ChunkMerge(
+        simple=simple, add_lists=add_lists,
+        adds=_keys(op_pids, op_sids, last == OP_ADD),
+        removes=_keys(op_pids, op_sids, m["op_removal"]).append_column(
+            "op", pa.array(np.where(last[m["op_removal"]] == OP_ADD, "add", "remove").astype(object), pa.string())),
+        first_removes=_keys(op_pids, op_sids, m["op_first_removal"]),
+        removed_after_add=m["removed_after_add"], no_trait=no_trait, counters=counters, stored_lines=stored_lines,
+        devices=m["devices"])
+
+
+def _keys(pids: pa.Array, sids: pa.Array, mask: np.ndarray) -> pa.Table:
+    """``KEY_SCHEMA`` rows of the (pid, sid) pairs selected by ``mask``."""
+    picked = pa.array(mask)
+    return pa.Table.from_arrays([pa.array(np.full(int(mask.sum()), PLATFORM_NS, dtype=np.int32)), pids.filter(picked),
+                                 sids.filter(picked)], schema=KEY_SCHEMA)
 
 
 LINE_SCHEMA = pa.schema([("file_idx", pa.int32()), ("line_no", pa.int64()), ("line", pa.binary()),

@@ -450,6 +450,13 @@ class _Job:
                 receipt.counters["total_devices"] += count_stored_devices(work, fast)
             if merged is not None:
                 changes.staged["file_add_lists"].append("SELECT ns, pid, sids FROM _native_adds", work)
+                for name, table in (("file_adds", merged.adds), ("file_removes", merged.removes),
+                                    ("file_first_removes", merged.first_removes)):
+                    if table.num_rows:
+                        work.register("_native_rows", table)
+                        changes.staged[name].append("SELECT * FROM _native_rows", work)
+                        work.unregister("_native_rows")
+                changes.removed_after_add += merged.removed_after_add
                 add_counters(receipt.counters, merged.counters)
                 receipt.counters["total_devices"] += merged.devices
                 for idx, n in merged.stored_lines.items():
