@@ -1,11 +1,12 @@
-"""Build of the native extension (ADR 0007); everything else is in pyproject.toml."""
+"""Build of the native extensions (ADR 0007); everything else is in pyproject.toml."""
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 setup(
     ext_modules=cythonize(
-        [Extension("onramp.engine._simple_profiles", ["src/onramp/engine/_simple_profiles.pyx"], extra_compile_args=["-O3"])],
+        [Extension(f"onramp.engine.{name}", [f"src/onramp/engine/{name}.pyx"], extra_compile_args=["-O3"])
+         for name in ("_simple_profiles", "_dealing")],
         language_level=3,
     )
 )

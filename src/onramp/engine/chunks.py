@@ -20,11 +20,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, first_odc_ns, split_lines
 from onramp.engine.resolve import resolve_ids
 from onramp.engine.scratch import RAW_LINE_COLUMNS, SCRATCH_PARQUET, drop_quietly, parquet_source, raw_line_names
 from onramp.engine.sqltext import lit
+
+try:
+    from onramp.engine._dealing import first_field_chunks
+except ImportError:  # pragma: no cover - every supported install builds the extension
+    first_field_chunks = None
 
 _COLS = raw_line_names()
 # Rows looked at to find an ODC file's first valid row before falling back to all rows.
@@ -39,6 +46,21 @@ def uid_sql(odc: bool, line: str = "line") -> str:
 def uid_hash_sql(odc: bool) -> str:
     """Column ``uid_hash`` of ``raw_all``: which chunk a line goes to."""
     return f"coalesce(hash({uid_sql(odc)}), 0)"
+
+
+def deals_while_reading(odc: bool, chunks: int) -> bool:
+    """Whether ``line_chunks`` deals a file's lines as they are read (instead of DuckDB
+    computing ``uid_hash`` per line): the user ID is the first field, and there is a choice."""
+    return first_field_chunks is not None and not odc and chunks > 1
+
+
+def line_chunks(line: pa.Array, chunks: int) -> pa.Array:
+    """Each line's chunk by a hash of its bytes before the first TAB: lines of one user ID
+    share a chunk (lines without a valid ID belong to no profile, any chunk serves them)."""
+    offsets = np.frombuffer(line.buffers()[1], dtype=np.int32)[line.offset : line.offset + len(line) + 1].astype(np.int64)
+    data = line.buffers()[2]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None and data.size else np.zeros(0, dtype=np.uint8)
+    return pa.array(first_field_chunks(data, offsets[:-1], offsets[1:], chunks))
 
 
 def chunk_count(con: duckdb.DuckDBPyConnection, chunk_lines: int, raw_bytes: int = 0, chunk_bytes: int = 0) -> int:

@@ -271,17 +271,19 @@ class _Job:
         and writes the partitions on its own threads while Python decompresses, which halves
         spooling plus partitioning. Parts failing container checks are rejected.
         """
-        schema = pa.schema([("file_idx", pa.int32()), *LINE_SCHEMA])
+        # Lines are dealt as they are read where the extension can (chunks.line_chunks).
+        deal = chunks.deals_while_reading(odc, n_chunks)
+        schema = pa.schema([("file_idx", pa.int32()), *LINE_SCHEMA, *([("chunk", pa.uint32())] if deal else [])])
         spool = self._spool_dir
         spool.mkdir(parents=True, exist_ok=True)
         key_sql = chunks.uid_hash_sql(odc)
-        chunk = f"{key_sql} % {n_chunks}" if n_chunks > 1 else "0"
+        chunk = "chunk" if deal else f"{key_sql} % {n_chunks}" if n_chunks > 1 else "0"
         live: dict[int, Candidate] = {}
         for idx, c in enumerate(parts):
             if c.rejected or c.duplicate:
                 continue
             failed: list[BaseException] = []
-            reader = pa.RecordBatchReader.from_batches(schema, self._part_batches(idx, c, schema, failed))
+            reader = pa.RecordBatchReader.from_batches(schema, self._part_batches(idx, c, schema, failed, n_chunks if deal else 0))
             con.register("_spool_reader", reader)
             try:
                 con.execute(
@@ -314,13 +316,16 @@ class _Job:
     def _spooled_files(self, chunk: int | str = "*") -> list[Path]:
         return sorted(self._spool_dir.glob(f"part-*/chunk={chunk}/*.parquet"))
 
-    def _part_batches(self, idx: int, c: Candidate, schema: pa.Schema, failed: list[BaseException]) -> Iterator[pa.RecordBatch]:
-        """The part's lines as batches for DuckDB to pull. An error ends the stream and is
-        kept in ``failed`` (DuckDB would turn it into a generic error)."""
+    def _part_batches(self, idx: int, c: Candidate, schema: pa.Schema, failed: list[BaseException],
+                      deal_chunks: int = 0) -> Iterator[pa.RecordBatch]:
+        """The part's lines as batches for DuckDB to pull (with ``deal_chunks``, each line's
+        chunk too). An error ends the stream and is kept in ``failed`` (DuckDB would turn it
+        into a generic error)."""
         try:
             for batch in self._line_batches(c):
                 file_idx = pa.array(np.full(batch.num_rows, idx, dtype=np.int32))
-                yield pa.RecordBatch.from_arrays([file_idx, *batch.columns], schema=schema)
+                dealt = [chunks.line_chunks(batch.column("line"), deal_chunks)] if deal_chunks else []
+                yield pa.RecordBatch.from_arrays([file_idx, *batch.columns, *dealt], schema=schema)
         except GeneratorExit:  # DuckDB stopped reading (its COPY failed and raises on its own)
             raise
         except BaseException as exc:  # noqa: BLE001 - re-raised (or turned into a rejection) after the COPY
