@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
+from onramp.engine.arrow_bytes import binary_parts
 from onramp.engine.data_plan import ID_DEVICE_LEVEL, DataPlan, first_odc_ns, split_lines
 from onramp.engine.resolve import resolve_ids
 from onramp.engine.scratch import RAW_LINE_COLUMNS, SCRATCH_PARQUET, drop_quietly, parquet_source, raw_line_names
@@ -57,9 +57,7 @@ def deals_while_reading(odc: bool, chunks: int) -> bool:
 def line_chunks(line: pa.Array, chunks: int) -> pa.Array:
     """Each line's chunk by a hash of its bytes before the first TAB: lines of one user ID
     share a chunk (lines without a valid ID belong to no profile, any chunk serves them)."""
-    offsets = np.frombuffer(line.buffers()[1], dtype=np.int32)[line.offset : line.offset + len(line) + 1].astype(np.int64)
-    data = line.buffers()[2]
-    data = np.frombuffer(data, dtype=np.uint8) if data is not None and data.size else np.zeros(0, dtype=np.uint8)
+    data, offsets = binary_parts(line)
     return pa.array(first_field_chunks(data, offsets[:-1], offsets[1:], chunks))
 
 

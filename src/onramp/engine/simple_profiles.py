@@ -33,8 +33,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from onramp.engine.arrow_bytes import binary_parts
+
 try:
-    from onramp.engine._simple_profiles import merge_simple_profiles
+    from onramp.engine._simple_profiles import _id_bytes, merge_simple_profiles
 except ImportError:  # pragma: no cover - every supported install builds the extension
     merge_simple_profiles = None
 
@@ -74,12 +76,7 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
     """Merge the simple profiles of one chunk. ``lines``: the chunk's raw lines
     (``file_idx, line_no, line, too_long, control``); ``status``/``lo``: the trait lookup
     list (``data_plan.trait_status``); ``cap``: lines per user (§3.6)."""
-    line = lines.column("line").combine_chunks()
-    if isinstance(line, pa.ChunkedArray):  # no rows
-        line = pa.array([], pa.binary())
-    offsets = np.frombuffer(line.buffers()[1], dtype=np.int32)[line.offset : line.offset + len(line) + 1].astype(np.int64)
-    data_buf = line.buffers()[2]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+    data, offsets = binary_parts(lines.column("line").combine_chunks())
     skip = (lines.column("too_long").to_numpy(zero_copy_only=False) | lines.column("control").to_numpy(zero_copy_only=False))
     file_idx = lines.column("file_idx").to_numpy()
     seq = (file_idx.astype(np.int64) << 40) | lines.column("line_no").to_numpy().astype(np.int64)  # file order of the lines
@@ -110,7 +107,7 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
     no_trait = pa.Table.from_arrays([
         pa.array(file_idx[empty]), pa.array(lines.column("line_no").to_numpy()[empty]),
         pa.array(np.full(len(empty), "no_trait", dtype=object), pa.string()),
-        pa.array(np.full(len(empty), PLATFORM_NS, dtype=np.int32)), _ids(data, offsets[empty]),
+        pa.array(np.full(len(empty), PLATFORM_NS, dtype=np.int32)), _id_array(_id_bytes(data, offsets[:-1], empty)),
         pa.array(items[empty]), pa.array((items - used)[empty]), pa.array(np.zeros(len(empty), np.int64)),
         pa.array(failed[empty].astype(np.int64)),
     ], schema=NO_TRAIT_SCHEMA)
@@ -173,11 +170,6 @@ class MergeAhead:
 def sql_lines(lines: pa.Table, merged: ChunkMerge) -> pa.Table:
     """The chunk's lines that take the SQL plan."""
     return lines.filter(pa.array(~merged.simple))
-
-
-def _ids(data: np.ndarray, starts: np.ndarray) -> pa.Array:
-    """The 38-digit IDs at ``data[starts[i]:]`` as a string array."""
-    return _id_array(data[starts[:, None] + np.arange(UUID_BYTES)].reshape(-1))
 
 
 def _id_array(chars: np.ndarray) -> pa.Array:

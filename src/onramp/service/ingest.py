@@ -417,8 +417,7 @@ class _Job:
         non_blank: dict[int, int] = defaultdict(int)
         changes = ProfileChanges(work, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
                                  scratch=self._spool_dir, store=self.con)
-        shared = parts[0].group_key() in self._shared_receipts
-        lut = self._native_lut(work, plan) if not shared else None
+        lut = self._native_lut(work, plan) if parts[0].group_key() not in self._shared_receipts else None
         # With the spool's own chunks, each chunk's native merge is done ahead, on a thread.
         ahead = (simple_profiles.MergeAhead([dealt(k) for k in range(n_chunks)], *lut, plan.max_lines_per_user)
                  if lut is not None and dealt is not None else None)
@@ -454,13 +453,9 @@ class _Job:
             else:
                 receipt.counters["total_devices"] += count_stored_devices(work, fast)
             if merged is not None:
-                changes.staged["file_add_lists"].append("SELECT ns, pid, sids FROM _native_adds", work)
-                for name, table in (("file_adds", merged.adds), ("file_removes", merged.removes),
-                                    ("file_first_removes", merged.first_removes)):
+                for name, table in _native_stages(merged):
                     if table.num_rows:
-                        work.register("_native_rows", table)
-                        changes.staged[name].append("SELECT * FROM _native_rows", work)
-                        work.unregister("_native_rows")
+                        changes.staged[name].append(f"SELECT * FROM _native_{name}", work)
                 changes.removed_after_add += merged.removed_after_add
                 add_counters(receipt.counters, merged.counters)
                 receipt.counters["total_devices"] += merged.devices
@@ -470,7 +465,7 @@ class _Job:
             reject_rows.collect_data(self._rejects, receipt.receipt_id, {i: c.path.name for i, c in live.items()}, plan, self.s,
                                      work)
             if merged is not None:
-                for name in ("_native_adds", "native_result", "_sql_lines", "_chunk_lines"):
+                for name in ("native_result", "_sql_lines", "_chunk_lines", *(f"_native_{n}" for n, _ in _native_stages(merged))):
                     work.unregister(name)
 
     def _native_lut(self, work: duckdb.DuckDBPyConnection, plan: DataPlan):
@@ -495,7 +490,8 @@ class _Job:
         work.register("_chunk_lines", lines)
         work.register("_sql_lines", simple_profiles.sql_lines(lines, merged))
         work.register("native_result", merged.no_trait)
-        work.register("_native_adds", merged.add_lists)
+        for name, table in _native_stages(merged):  # registered now: later the connection holds open results
+            work.register(f"_native_{name}", table)
         work.execute("CREATE OR REPLACE TEMP VIEW raw_lines AS SELECT * FROM _sql_lines")
         return merged
 
@@ -565,6 +561,12 @@ class _Job:
         # Same transaction as the receipts: a committed receipt always has its mail queued (§6.1).
         notify.enqueue_receipts(con, self.s, receipts, now=now)
 
+
+
+def _native_stages(merged: simple_profiles.ChunkMerge) -> tuple[tuple[str, pa.Table], ...]:
+    """The staged relations (engine.apply) of a chunk's natively merged profiles."""
+    return (("file_add_lists", merged.add_lists), ("file_adds", merged.adds),
+            ("file_removes", merged.removes), ("file_first_removes", merged.first_removes))
 
 
 def _remove_stale_scratch(scratch: Path, older_than_seconds: float = 3600) -> None:
