@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 if TYPE_CHECKING:
+    from onramp.rules.ast import Rule
     from onramp.rules.compile_pivot import Pivot
 
 
@@ -22,6 +23,7 @@ class Rulebook:
     owner_dpid: int
     eq_atoms: list[tuple[int, int, int, int, str, str]] = field(default_factory=list)  # sid, term, atom, n_atoms, key, token
     complex_rules: list[int] = field(default_factory=list)  # sids evaluated through the pivot
+    complex_asts: list["Rule"] = field(default_factory=list)  # their parsed rules, in the same order
     pivot: "Pivot | None" = None
     empty_true: list[int] = field(default_factory=list)  # complex rules true for a line without their keys
     rule_keys: list[tuple[int, str]] = field(default_factory=list)  # sid, key
@@ -46,6 +48,7 @@ def build_rulebook(con: duckdb.DuckDBPyConnection, owner_dpid: int) -> Rulebook:
         dnf = equality_dnf(rule)
         if dnf is None:
             book.complex_rules.append(sid)
+            book.complex_asts.append(rule)
             book.pivot.add_rule(sid, rule)
             # NOT-rules can hold for a line that carries none of their keys (§4.4: absent → false).
             if evaluate(rule, {}):

@@ -24,7 +24,7 @@ is false and every line takes the SQL plan, with the same results.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,8 +139,8 @@ class MergeAhead:
     The pass runs mostly without the GIL, and an ingest otherwise leaves the second core
     idle while it runs (10M d_sid lines: 33 s of CPU in 29 s)."""
 
-    def __init__(self, chunk_files: Sequence[Sequence[Path]], status: np.ndarray, lo: int, cap: int):
-        self._files, self._args = list(chunk_files), (status, lo, cap)
+    def __init__(self, chunk_files: Sequence[Sequence[Path]], merge: Callable[[pa.Table], ChunkMerge]):
+        self._files, self._merge = list(chunk_files), merge
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="onramp-merge")
         self._pending: dict[int, Future] = {}
         self._submit(0)
@@ -164,7 +164,7 @@ class MergeAhead:
             lines = pq.read_table([str(f) for f in files], columns=LINE_SCHEMA.names).cast(LINE_SCHEMA)
         else:  # no line was dealt to this chunk
             lines = LINE_SCHEMA.empty_table()
-        return lines, merge_chunk(lines, *self._args)
+        return lines, self._merge(lines)
 
 
 def sql_lines(lines: pa.Table, merged: ChunkMerge) -> pa.Table:

@@ -21,17 +21,17 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from onramp.engine import chunks
+from onramp.engine import chunks, kv_profiles, simple_profiles
 from onramp.engine.apply import ProfileChanges
-from onramp.engine import simple_profiles
 from onramp.engine.data_plan import (
-    ID_DEVICE_LEVEL, ID_PLATFORM_UUID, DataPlan, classify, count_stored_devices, stored_devices_sql, trait_status,
+    ID_CROSS_DEVICE, ID_DEVICE_LEVEL, ID_PLATFORM_UUID, DataPlan, classify, count_stored_devices, stored_devices_sql, trait_status,
 )
 from onramp.engine.rulebook import Rulebook, build_rulebook
 from onramp.engine.scratch import RAW_LINE_COLUMNS, SCRATCH_PARQUET, ParquetPieces, drop_quietly, parquet_source, raw_line_names
@@ -417,12 +417,12 @@ class _Job:
         non_blank: dict[int, int] = defaultdict(int)
         changes = ProfileChanges(work, env=self.env, now=self.start, overwrite=plan.overwrite, owner_dpid=owner,
                                  scratch=self._spool_dir, store=self.con)
-        lut = self._native_lut(work, plan) if parts[0].group_key() not in self._shared_receipts else None
+        merge = self._native_merge(work, plan) if parts[0].group_key() not in self._shared_receipts else None
         # With the spool's own chunks, each chunk's native merge is done ahead, on a thread.
-        ahead = (simple_profiles.MergeAhead([dealt(k) for k in range(n_chunks)], *lut, plan.max_lines_per_user)
-                 if lut is not None and dealt is not None else None)
+        ahead = (simple_profiles.MergeAhead([dealt(k) for k in range(n_chunks)], merge)
+                 if merge is not None and dealt is not None else None)
         try:
-            self._run_chunks(parts, receipt, live, work, plan, changes, n_chunks, dealt, lut, ahead, non_blank)
+            self._run_chunks(parts, receipt, live, work, plan, changes, n_chunks, dealt, merge, ahead, non_blank)
         finally:
             if ahead is not None:
                 ahead.close()
@@ -435,14 +435,14 @@ class _Job:
         self._finish_listing(parts, receipt)
 
     def _run_chunks(self, parts: list[Candidate], receipt: Receipt, live: dict[int, Candidate], work: duckdb.DuckDBPyConnection,
-                    plan: DataPlan, changes: ProfileChanges, n_chunks: int, dealt, lut,
+                    plan: DataPlan, changes: ProfileChanges, n_chunks: int, dealt, merge,
                     ahead: simple_profiles.MergeAhead | None, non_blank: dict[int, int]) -> None:
         """Classify, stage and count each chunk of a spooled data file."""
         shared = parts[0].group_key() in self._shared_receipts
         for k in chunks.chunk_views(work, plan, n_chunks, self._spool_dir, dealt=dealt):
             merged = None
-            if lut is not None:
-                merged = self._merge_simple_profiles(work, plan, lut, ahead.take(k) if ahead is not None else None)
+            if merge is not None:
+                merged = self._merge_simple_profiles(work, merge, ahead.take(k) if ahead is not None else None)
             fast = classify(work, replace(plan, native=merged is not None), self.rulebooks[plan.owner_dpid])
             for idx, n in work.execute("SELECT file_idx, count(*) FROM line_result GROUP BY file_idx").fetchall():
                 non_blank[idx] += n
@@ -468,17 +468,34 @@ class _Job:
                 for name in ("native_result", "_sql_lines", "_chunk_lines", *(f"_native_{n}" for n, _ in _native_stages(merged))):
                     work.unregister(name)
 
-    def _native_lut(self, work: duckdb.DuckDBPyConnection, plan: DataPlan):
-        """The trait lookup list when simple profiles of this file may be merged natively
-        (engine/simple_profiles.py: `.sync` files of platform UUIDs); else None."""
-        if not (self.s.engine.native_merge and simple_profiles.available()):
+    def _native_merge(self, work: duckdb.DuckDBPyConnection, plan: DataPlan):
+        """How the simple profiles of this file's chunks are merged natively, or None:
+        `.sync` files whose user ID is the profile; key-value profiles when the data source
+        has rules (engine/kv_profiles.py), else d_sid profiles of platform UUIDs
+        (engine/simple_profiles.py)."""
+        if not (self.s.engine.native_merge and simple_profiles.available()) or plan.odc or plan.overwrite:
             return None
-        if plan.odc or plan.overwrite or plan.id_kind != ID_PLATFORM_UUID:
+        if plan.id_kind not in (ID_PLATFORM_UUID, ID_CROSS_DEVICE):
             return None
-        return trait_status(work, plan, self.rulebooks[plan.owner_dpid])
+        book = self.rulebooks[plan.owner_dpid]
+        lut = trait_status(work, plan, book)
+        if lut is None:
+            return None
+        cap = plan.max_lines_per_user
+        if book.eq_atoms or book.complex_rules:
+            rules = kv_profiles.compile_rules(book, *lut)
+            if rules is None:
+                return None
+            uuids = plan.id_kind == ID_PLATFORM_UUID
+            kind = kv_profiles.KIND_PLATFORM_UUID if uuids else kv_profiles.KIND_CUSTOMER_ID
+            ns = 0 if uuids else int(plan.file_dpid)
+            return partial(kv_profiles.merge_chunk, rules=rules, kind=kind, ns=ns, cap=cap, count_devices=uuids)
+        if plan.id_kind != ID_PLATFORM_UUID:
+            return None
+        return partial(simple_profiles.merge_chunk, status=lut[0], lo=lut[1], cap=cap)
 
     @staticmethod
-    def _merge_simple_profiles(work: duckdb.DuckDBPyConnection, plan: DataPlan, lut, ready=None) -> simple_profiles.ChunkMerge:
+    def _merge_simple_profiles(work: duckdb.DuckDBPyConnection, merge, ready=None) -> simple_profiles.ChunkMerge:
         """Merge the chunk's simple profiles natively (``ready``: lines and merge done ahead);
         ``raw_lines`` becomes the chunk's other lines (for the SQL plan) and ``_chunk_lines``
         all of them."""
@@ -486,7 +503,7 @@ class _Job:
             lines, merged = ready
         else:
             lines = work.sql(f"SELECT {raw_line_names()} FROM raw_lines").to_arrow_table()
-            merged = simple_profiles.merge_chunk(lines, *lut, plan.max_lines_per_user)
+            merged = merge(lines)
         work.register("_chunk_lines", lines)
         work.register("_sql_lines", simple_profiles.sql_lines(lines, merged))
         work.register("native_result", merged.no_trait)
