@@ -75,7 +75,7 @@ class EngineSettings(_Section):
     threads: int = Field(0, description="Engine threads; 0 means one per core.")
     chunk_lines: int = Field(1_000_000, description="Lines per chunk of a big data file; chunks hold all lines of a profile, so results do not depend on it.")
     chunk_bytes: int = Field(64 * 2**20, description="Uncompressed bytes per chunk of a big data file, whichever of this and `chunk_lines` gives more chunks (key-value lines are long: their per-item tables are large).")
-    native_merge: bool = Field(True, description="Merge the simple profiles of `.sync` files of platform UUIDs natively (ADR 0007); off: every line takes the SQL plan, with the same results.")
+    native_merge: bool = Field(True, description="Merge the simple profiles of `.sync` files natively: d_sid profiles of platform UUIDs (ADR 0007), key-value profiles of data sources with rules (ADR 0008); off: every line takes the SQL plan, with the same results.")
     lock_wait_seconds: float = Field(900, description="How long a command waits for the store while another Onramp process (e.g. `onramp serve` running a job) holds it.")
 
 
