@@ -79,59 +79,53 @@ cdef inline uint64_t _hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
     return h ^ (h >> 32)
 
 
+ctypedef struct Slot:  # one slot of a hash table from byte strings to numbers
+    uint64_t h
+    int32_t id  # -1: empty
+    int32_t length
+
+
 cdef class _BytesTable:
     """Open addressing from byte strings (laid end to end in ``blob``) to their index."""
-    cdef uint64_t* hashes
-    cdef int32_t* ids
+    cdef Slot* slots
     cdef uint64_t mask
     cdef const uint8_t[::1] blob
     cdef const int64_t[::1] off
 
     def __cinit__(self, const uint8_t[::1] blob, const int64_t[::1] off):
         cdef Py_ssize_t n = off.shape[0] - 1, j
-        cdef uint64_t slots = 16, i, h
-        while slots < 2 * <uint64_t>n + 2:
-            slots *= 2
+        cdef uint64_t size = 16, i, h
+        while size < 2 * <uint64_t>n + 2:
+            size *= 2
         self.blob = blob
         self.off = off
-        self.mask = slots - 1
-        self.hashes = <uint64_t*>malloc(slots * sizeof(uint64_t))
-        self.ids = <int32_t*>malloc(slots * sizeof(int32_t))
-        if self.hashes == NULL or self.ids == NULL:
+        self.mask = size - 1
+        self.slots = <Slot*>malloc(size * sizeof(Slot))
+        if self.slots == NULL:
             raise MemoryError()
-        for i in range(slots):
-            self.ids[i] = -1
+        for i in range(size):
+            self.slots[i].id = -1
         for j in range(n):
             h = _hash(&blob[0] + off[j], off[j + 1] - off[j])
             i = h & self.mask
-            while self.ids[i] != -1:
+            while self.slots[i].id != -1:
                 i = (i + 1) & self.mask
-            self.hashes[i] = h
-            self.ids[i] = <int32_t>j
+            self.slots[i].h = h
+            self.slots[i].id = <int32_t>j
+            self.slots[i].length = <int32_t>(off[j + 1] - off[j])
 
     def __dealloc__(self):
-        free(self.hashes)
-        free(self.ids)
+        free(self.slots)
 
     cdef inline int32_t find(self, const uint8_t* p, Py_ssize_t n) noexcept nogil:
         cdef uint64_t h = _hash(p, n), i = h & self.mask
-        cdef int32_t j
-        while self.ids[i] != -1:
-            j = self.ids[i]
-            if self.hashes[i] == h and self.off[j + 1] - self.off[j] == n and memcmp(&self.blob[0] + self.off[j], p, n) == 0:
-                return j
+        cdef Slot* slot = &self.slots[i]
+        while slot.id != -1:
+            if slot.h == h and slot.length == n and memcmp(&self.blob[0] + self.off[slot.id], p, n) == 0:
+                return slot.id
             i = (i + 1) & self.mask
+            slot = &self.slots[i]
         return -1
-
-
-ctypedef struct Profile:  # one hash-table slot: a user ID and its profile's state
-    uint64_t h
-    int64_t start  # where the ID is in the chunk's bytes
-    int32_t length
-    int32_t p  # dense profile number, -1: empty slot
-    int32_t nlines
-    int32_t first_line
-    int8_t tainted
 
 
 cdef inline bint _is_number(const uint8_t* v, Py_ssize_t n) noexcept nogil:
@@ -411,7 +405,20 @@ cdef object _merge(KvRules r, const uint8_t[::1] data, const int64_t[::1] starts
     cdef uint64_t slots = 16, slot
     while slots < 2 * <uint64_t>n + 2:
         slots *= 2
-    cdef Profile* table = <Profile*>malloc(slots * sizeof(Profile))
+    # Per profile (numbered in order of appearance): its first line, ID length, lines, taint.
+    first_a = np.zeros(n + 1, dtype=np.int64)
+    length_a = np.zeros(n + 1, dtype=np.int64)
+    nlines_a = np.zeros(n + 1, dtype=np.int32)
+    tainted_a = np.zeros(n + 1, dtype=np.uint8)
+    tabs_a = np.empty(n + 1, dtype=np.int64)
+    hashes_a = np.empty(n + 1, dtype=np.uint64)
+    cdef int64_t[::1] first = first_a
+    cdef int64_t[::1] lengths = length_a
+    cdef int32_t[::1] nlines = nlines_a
+    cdef uint8_t[::1] tainted = tainted_a
+    cdef int64_t[::1] tabs = tabs_a
+    cdef uint64_t[::1] hashes = hashes_a
+    cdef Slot* table = <Slot*>malloc(slots * sizeof(Slot))
     cdef Scratch s
     s.cap_vals = 1024
     s.n_vals = 0
@@ -429,17 +436,14 @@ cdef object _merge(KvRules r, const uint8_t[::1] data, const int64_t[::1] starts
     try:
         with nogil:
             for slot in range(slots):
-                table[slot].p = -1
+                table[slot].id = -1
             ok = _pass_one(r, data, starts, ends, skip, kind, table, slots - 1, &n_prof, counts, line_prof, line_off,
+                           first, lengths, nlines, tainted, tabs, hashes,
                            sig_key, sig_a, sig_b, buf, tmp, seen, key_seen, key_used, atom_hit, prog_seen, progs, stack, &s)
         if not ok:
             raise MemoryError()
-        tainted_a = np.zeros(n_prof + 1, dtype=np.uint8)
-        nlines_a = np.zeros(n_prof + 1, dtype=np.int32)
-        first_a = np.zeros(n_prof + 1, dtype=np.int64)
-        length_a = np.zeros(n_prof + 1, dtype=np.int64)
         vals_a = np.empty(max(1, s.n_vals), dtype=np.int32)
-        _copy_out(table, slots, tainted_a, nlines_a, first_a, length_a, vals_a, &s)
+        _copy_vals(vals_a, &s)
     finally:
         free(table)
         free(s.vals)
@@ -448,41 +452,41 @@ cdef object _merge(KvRules r, const uint8_t[::1] data, const int64_t[::1] starts
                      n_prof, cap, count_devices)
 
 
-cdef void _copy_out(Profile* table, uint64_t slots, uint8_t[::1] tainted, int32_t[::1] nlines, int64_t[::1] first,
-                    int64_t[::1] length, int32_t[::1] vals, Scratch* s) noexcept:
-    cdef uint64_t slot
+cdef void _copy_vals(int32_t[::1] vals, Scratch* s) noexcept:
     cdef Py_ssize_t k
-    for slot in range(slots):
-        if table[slot].p >= 0:
-            tainted[table[slot].p] = table[slot].tainted
-            nlines[table[slot].p] = table[slot].nlines
-            first[table[slot].p] = table[slot].first_line
-            length[table[slot].p] = table[slot].length
     for k in range(s.n_vals):
         vals[k] = s.vals[k]
 
 
-cdef inline Profile* _profile(Profile* table, uint64_t mask, const uint8_t* d, int64_t start, int32_t length,
-                              int32_t* size) noexcept nogil:
-    cdef uint64_t h = _hash(d + start, length), i = h & mask
-    while table[i].p != -1:
-        if table[i].h == h and table[i].length == length and memcmp(d + table[i].start, d + start, length) == 0:
-            return &table[i]
+cdef inline int32_t _profile(Slot* table, uint64_t mask, uint64_t h, const uint8_t* d, const int64_t[::1] starts,
+                             Py_ssize_t line, Py_ssize_t length, int64_t[::1] first, int64_t[::1] lengths,
+                             int32_t* size) noexcept nogil:
+    """The number of the profile whose user ID is ``length`` bytes at line ``line``'s start."""
+    cdef uint64_t i = h & mask
+    cdef Slot* slot = &table[i]
+    while slot.id != -1:
+        if slot.h == h and slot.length == length and memcmp(d + starts[first[slot.id]], d + starts[line], length) == 0:
+            return slot.id
         i = (i + 1) & mask
-    table[i].p = size[0]
-    table[i].h = h
-    table[i].start = start
-    table[i].length = length
-    table[i].nlines = 0
-    table[i].first_line = -1
-    table[i].tainted = 0
+        slot = &table[i]
+    slot.h = h
+    slot.id = size[0]
+    slot.length = <int32_t>length
+    first[size[0]] = line
+    lengths[size[0]] = length
     size[0] += 1
-    return &table[i]
+    return slot.id
+
+
+cdef extern from *:
+    void __builtin_prefetch(const void* address) nogil
 
 
 cdef bint _pass_one(KvRules r, const uint8_t[::1] data, const int64_t[::1] starts, const int64_t[::1] ends,
-                    const uint8_t[::1] skip, int kind, Profile* table, uint64_t mask, int32_t* n_prof,
+                    const uint8_t[::1] skip, int kind, Slot* table, uint64_t mask, int32_t* n_prof,
                     int32_t[:, ::1] counts, int32_t[::1] line_prof, int64_t[::1] line_off,
+                    int64_t[::1] first_line, int64_t[::1] lengths, int32_t[::1] nlines, uint8_t[::1] tainted,
+                    int64_t[::1] tabs, uint64_t[::1] hashes,
                     int32_t[::1] sig_key, int64_t[::1] sig_a, int64_t[::1] sig_b, uint8_t[::1] buf, uint8_t[::1] tmp,
                     int32_t[::1] seen, int32_t[::1] key_seen, int32_t[::1] key_used, int32_t[::1] atom_hit,
                     int32_t[::1] prog_seen, int32_t[::1] progs, uint8_t[::1] stack, Scratch* s) noexcept nogil:
@@ -493,21 +497,26 @@ cdef bint _pass_one(KvRules r, const uint8_t[::1] data, const int64_t[::1] start
     cdef int64_t g, c
     cdef bint ok, quoted, kq, vq, bare
     cdef uint8_t flags, code
-    cdef Profile* prof
+    cdef int32_t p
+    # The user IDs first, so that each lookup's slot can be fetched from memory ahead of it.
+    for i in range(n):
+        t = starts[i]
+        while t < ends[i] and d[t] != TAB:
+            t += 1
+        tabs[i] = t if t < ends[i] else -1
+        hashes[i] = _hash(d + starts[i], t - starts[i])
     for i in range(n):
         line_off[i] = s.n_vals
+        if i + 16 < n:
+            __builtin_prefetch(&table[hashes[i + 16] & mask])
         st = starts[i]
         e = ends[i]
-        t = st
-        while t < e and d[t] != TAB:
-            t += 1
-        if t == e:
+        t = tabs[i]
+        if t < 0:
             continue  # no TAB: a Format Error of no profile
-        prof = _profile(table, mask, d, st, <int32_t>(t - st), n_prof)
-        if prof.first_line < 0:
-            prof.first_line = <int32_t>i
-        if skip[i] or prof.tainted or not _uid_ok(d + st, t - st, kind):
-            prof.tainted = 1
+        p = _profile(table, mask, hashes[i], d, starts, i, t - st, first_line, lengths, n_prof)
+        if skip[i] or tainted[p] or not _uid_ok(d + st, t - st, kind):
+            tainted[p] = 1
             continue
         while e > t + 1 and d[e - 1] == SPACE:  # D-25
             e -= 1
@@ -615,7 +624,7 @@ cdef bint _pass_one(KvRules r, const uint8_t[::1] data, const int64_t[::1] start
             ok = False  # D-26: no item left
         if not ok:
             s.n_vals = first
-            prof.tainted = 1
+            tainted[p] = 1
             continue
         # Rules: equality atoms by lookup, programs over their comparisons.
         s.n_multi = 0
@@ -665,8 +674,8 @@ cdef bint _pass_one(KvRules r, const uint8_t[::1] data, const int64_t[::1] start
             for x in range(n_sig):
                 if key_used[sig_key[x]] == stamp:
                     used += 1
-        line_prof[i] = prof.p
-        prof.nlines += 1
+        line_prof[i] = p
+        nlines[p] += 1
         counts[0, i] = items
         counts[1, i] = used
         counts[2, i] = failed
