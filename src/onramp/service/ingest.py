@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from onramp.engine import chunks, kv_profiles, simple_profiles
 from onramp.engine.apply import ProfileChanges
+from onramp.engine.chunk_spool import ChunkWriter, read_ahead
 from onramp.engine.data_plan import (
     ID_CROSS_DEVICE, ID_DEVICE_LEVEL, ID_PLATFORM_UUID, DataPlan, classify, count_stored_devices, stored_devices_sql, trait_status,
 )
@@ -273,7 +274,8 @@ class _Job:
         """
         # Lines are dealt as they are read where the extension can (chunks.line_chunks).
         deal = chunks.deals_while_reading(odc, n_chunks)
-        schema = pa.schema([("file_idx", pa.int32()), *LINE_SCHEMA, *([("chunk", pa.uint32())] if deal else [])])
+        raw_schema = pa.schema([("file_idx", pa.int32()), *LINE_SCHEMA])
+        schema = pa.schema([*raw_schema, *([("chunk", pa.uint32())] if deal else [])])
         spool = self._spool_dir
         spool.mkdir(parents=True, exist_ok=True)
         key_sql = chunks.uid_hash_sql(odc)
@@ -283,15 +285,23 @@ class _Job:
             if c.rejected or c.duplicate:
                 continue
             failed: list[BaseException] = []
-            reader = pa.RecordBatchReader.from_batches(schema, self._part_batches(idx, c, schema, failed, n_chunks if deal else 0))
-            con.register("_spool_reader", reader)
-            try:
-                con.execute(
-                    f"""COPY (SELECT {raw_line_names()}, {chunk} AS chunk FROM _spool_reader)
-                        TO {lit(str(spool / f"part-{idx}"))} ({SCRATCH_PARQUET}, PARTITION_BY (chunk))"""
-                )
-            finally:
-                con.unregister("_spool_reader")
+            batches = self._part_batches(idx, c, schema, failed, n_chunks if deal else 0)
+            if deal:  # no SQL needed on the way to disk (engine/chunk_spool.py)
+                writer = ChunkWriter(spool / f"part-{idx}", raw_schema)
+                try:
+                    for batch in read_ahead(batches):
+                        writer.write(batch.select(raw_schema.names), batch.column("chunk").to_numpy())
+                finally:
+                    writer.close()
+            else:
+                con.register("_spool_reader", pa.RecordBatchReader.from_batches(schema, batches))
+                try:
+                    con.execute(
+                        f"""COPY (SELECT {raw_line_names()}, {chunk} AS chunk FROM _spool_reader)
+                            TO {lit(str(spool / f"part-{idx}"))} ({SCRATCH_PARQUET}, PARTITION_BY (chunk))"""
+                    )
+                finally:
+                    con.unregister("_spool_reader")
             if failed and isinstance(failed[0], FileRejected):
                 c.rejected, c.hint = failed[0].message, failed[0].hint
                 shutil.rmtree(spool / f"part-{idx}", ignore_errors=True)
