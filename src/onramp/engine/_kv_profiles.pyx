@@ -61,6 +61,10 @@ cdef enum:
     SORT_KEY_WIDTH = 10  # rules/values.SORT_KEY_LENGTH_DIGITS
 
 
+cdef extern from *:
+    void __builtin_prefetch(const void* address) nogil
+
+
 cdef inline uint64_t _hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
     cdef uint64_t h = <uint64_t>0x243F6A8885A308D3 ^ (<uint64_t>n * <uint64_t>0x9E3779B97F4A7C15)
     cdef uint64_t w
@@ -118,7 +122,10 @@ cdef class _BytesTable:
         free(self.slots)
 
     cdef inline int32_t find(self, const uint8_t* p, Py_ssize_t n) noexcept nogil:
-        cdef uint64_t h = _hash(p, n), i = h & self.mask
+        return self.find_hashed(p, n, _hash(p, n))
+
+    cdef inline int32_t find_hashed(self, const uint8_t* p, Py_ssize_t n, uint64_t h) noexcept nogil:
+        cdef uint64_t i = h & self.mask
         cdef Slot* slot = &self.slots[i]
         while slot.id != -1:
             if slot.h == h and slot.length == n and memcmp(&self.blob[0] + self.off[slot.id], p, n) == 0:
@@ -378,7 +385,9 @@ cdef object _merge(KvRules r, const uint8_t[::1] data, const int64_t[::1] starts
     sig_key_a = np.empty(longest + 1, dtype=np.int32)  # the current line's signals
     sig_a_a = np.empty(longest + 1, dtype=np.int64)
     sig_b_a = np.empty(longest + 1, dtype=np.int64)
-    buf_a = np.empty(2 * longest + 64, dtype=np.uint8)
+    sig_off_a = np.empty(longest + 1, dtype=np.int64)
+    sig_h_a = np.empty(longest + 1, dtype=np.uint64)
+    buf_a = np.empty(8 * longest + 64, dtype=np.uint8)  # a token per signal: 6 bytes + its value
     tmp_a = np.empty(4 * longest + 128, dtype=np.uint8)
     seen_a = np.zeros(span, dtype=np.int32)  # stamp per trait
     key_seen_a = np.zeros(max(1, r.n_keys), dtype=np.int32)  # stamp per key: present / used
@@ -393,6 +402,8 @@ cdef object _merge(KvRules r, const uint8_t[::1] data, const int64_t[::1] starts
     cdef int32_t[::1] sig_key = sig_key_a
     cdef int64_t[::1] sig_a = sig_a_a
     cdef int64_t[::1] sig_b = sig_b_a
+    cdef int64_t[::1] sig_off = sig_off_a
+    cdef uint64_t[::1] sig_h = sig_h_a
     cdef uint8_t[::1] buf = buf_a
     cdef uint8_t[::1] tmp = tmp_a
     cdef int32_t[::1] seen = seen_a
@@ -439,7 +450,7 @@ cdef object _merge(KvRules r, const uint8_t[::1] data, const int64_t[::1] starts
                 table[slot].id = -1
             ok = _pass_one(r, data, starts, ends, skip, kind, table, slots - 1, &n_prof, counts, line_prof, line_off,
                            first, lengths, nlines, tainted, tabs, hashes,
-                           sig_key, sig_a, sig_b, buf, tmp, seen, key_seen, key_used, atom_hit, prog_seen, progs, stack, &s)
+                           sig_key, sig_a, sig_b, sig_off, sig_h, buf, tmp, seen, key_seen, key_used, atom_hit, prog_seen, progs, stack, &s)
         if not ok:
             raise MemoryError()
         vals_a = np.empty(max(1, s.n_vals), dtype=np.int32)
@@ -478,16 +489,13 @@ cdef inline int32_t _profile(Slot* table, uint64_t mask, uint64_t h, const uint8
     return slot.id
 
 
-cdef extern from *:
-    void __builtin_prefetch(const void* address) nogil
-
-
 cdef bint _pass_one(KvRules r, const uint8_t[::1] data, const int64_t[::1] starts, const int64_t[::1] ends,
                     const uint8_t[::1] skip, int kind, Slot* table, uint64_t mask, int32_t* n_prof,
                     int32_t[:, ::1] counts, int32_t[::1] line_prof, int64_t[::1] line_off,
                     int64_t[::1] first_line, int64_t[::1] lengths, int32_t[::1] nlines, uint8_t[::1] tainted,
                     int64_t[::1] tabs, uint64_t[::1] hashes,
-                    int32_t[::1] sig_key, int64_t[::1] sig_a, int64_t[::1] sig_b, uint8_t[::1] buf, uint8_t[::1] tmp,
+                    int32_t[::1] sig_key, int64_t[::1] sig_a, int64_t[::1] sig_b, int64_t[::1] sig_off, uint64_t[::1] sig_h,
+                    uint8_t[::1] buf, uint8_t[::1] tmp,
                     int32_t[::1] seen, int32_t[::1] key_seen, int32_t[::1] key_used, int32_t[::1] atom_hit,
                     int32_t[::1] prog_seen, int32_t[::1] progs, uint8_t[::1] stack, Scratch* s) noexcept nogil:
     """Parse and evaluate each line; number the profiles; taint those with a line that is not simple."""
@@ -629,19 +637,32 @@ cdef bint _pass_one(KvRules r, const uint8_t[::1] data, const int64_t[::1] start
         # Rules: equality atoms by lookup, programs over their comparisons.
         s.n_multi = 0
         n_progs = 0
+        # Each signal's equality token (key, "s:", value in lower case) gets its own place in
+        # ``buf`` and its slot is fetched from memory ahead of the lookups.
+        g = 0
+        for x in range(n_sig):
+            key = sig_key[x]
+            va = sig_a[x]
+            vb = sig_b[x]
+            sig_off[x] = g
+            if r.key_flags[key] & 3:
+                memcpy(&buf[g], &key, 4)
+                buf[g + 4] = 115  # 's'
+                buf[g + 5] = 58  # ':'
+                for k in range(vb - va):
+                    buf[g + 6 + k] = d[va + k] + 32 if 65 <= d[va + k] <= 90 else d[va + k]
+                if r.key_flags[key] & 1:
+                    sig_h[x] = _hash(&buf[g], 6 + vb - va)
+                    __builtin_prefetch(&r.tokens.slots[sig_h[x] & r.tokens.mask])
+                g += 6 + vb - va
         for x in range(n_sig):
             key = sig_key[x]
             va = sig_a[x]
             vb = sig_b[x]
             flags = r.key_flags[key]
             key_seen[key] = stamp
-            for k in range(vb - va):  # the value in lower case, after a 6-byte token prefix
-                buf[6 + k] = d[va + k] + 32 if 65 <= d[va + k] <= 90 else d[va + k]
             if flags & 1:
-                memcpy(&buf[0], &key, 4)
-                buf[4] = 115  # 's'
-                buf[5] = 58  # ':'
-                if not _atoms(r, s, r.tokens.find(&buf[0], 6 + vb - va), seen, stamp):
+                if not _atoms(r, s, r.tokens.find_hashed(&buf[sig_off[x]], 6 + vb - va, sig_h[x]), seen, stamp):
                     return False
                 if _is_number(d + va, vb - va):
                     c = _canonical(d + va, vb - va, &tmp[6])
@@ -651,7 +672,7 @@ cdef bint _pass_one(KvRules r, const uint8_t[::1] data, const int64_t[::1] start
                     if not _atoms(r, s, r.tokens.find(&tmp[0], 6 + c), seen, stamp):
                         return False
             if flags & 2:
-                _compare(r, d + va, vb - va, &buf[6], key, &tmp[0], atom_hit, stamp)
+                _compare(r, d + va, vb - va, &buf[sig_off[x] + 6], key, &tmp[0], atom_hit, stamp)
                 for g in range(r.kr_start[key], r.kr_start[key + 1]):
                     if prog_seen[r.kr_rule[g]] != stamp:
                         prog_seen[r.kr_rule[g]] = stamp
