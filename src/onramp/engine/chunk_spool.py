@@ -78,26 +78,25 @@ def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 4) -> Iterator[pa
     stop = threading.Event()
     failure: list[BaseException] = []
 
+    def put(item: object) -> bool:
+        """Queue ``item`` unless the consumer stopped first."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        q.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(batch):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             failure.append(exc)
         finally:
-            while not stop.is_set():
-                try:
-                    q.put(_DONE, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            put(_DONE)
 
     thread = threading.Thread(target=produce, name="onramp-read", daemon=True)
     thread.start()

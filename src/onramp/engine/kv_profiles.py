@@ -25,14 +25,14 @@ runs random files both ways.
 from __future__ import annotations
 
 import struct
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numpy as np
 import pyarrow as pa
 
 from onramp.engine.arrow_bytes import binary_parts
 from onramp.engine.rulebook import Rulebook
-from onramp.engine.simple_profiles import ADD_LIST_SCHEMA, KEY_SCHEMA, NO_TRAIT_SCHEMA, REMOVE_SCHEMA, ChunkMerge
+from onramp.engine.simple_profiles import ADD_LIST_SCHEMA, KEY_SCHEMA, REMOVE_SCHEMA, ChunkMerge, no_trait_rows, stored_counters
 from onramp.rules.ast import And, Comparison, Not, Or, Rule, chain
 from onramp.rules.equality import eq_token_for_literal
 from onramp.rules.values import fold, number_sort_key
@@ -135,7 +135,7 @@ def compile_rules(book: Rulebook, status: np.ndarray, lo: int):
     keys_blob, keys_off = _blob([k.encode() for k in names])
     tokens = list(groups)
     tok_blob, tok_off = _blob(tokens)
-    tok_start, atoms = _csr([list(range(len(groups[t]))) for t in tokens])
+    tok_start, _ = _csr([list(range(len(groups[t]))) for t in tokens])
     atom_rows = np.array([row for t in tokens for row in groups[t]], dtype=np.int32).reshape(-1, 4)
     n_keys = len(names)
     comparisons = [by_key.get(k, []) for k in range(n_keys)]
@@ -150,7 +150,6 @@ def compile_rules(book: Rulebook, status: np.ndarray, lo: int):
     if any(not 0 <= s < len(status) for s in rule_keys) or any(not 0 <= sid - lo < len(status) for sid in book.complex_rules):
         return None
     rk_start, rk_key = _csr([rule_keys.get(i, []) for i in range(len(status))])
-    del atoms
     return KvRules(
         keys_blob, keys_off, np.array([flags[k] for k in range(n_keys)] or [0], dtype=np.uint8), tok_blob, tok_off, tok_start,
         *(np.ascontiguousarray(atom_rows[:, j]) for j in range(4)),
@@ -170,18 +169,7 @@ def merge_chunk(lines: pa.Table, rules, kind: int, ns: int, cap: int, count_devi
     simple = m["simple"]
     items, used, failed, realized = m["items"].astype(np.int64), m["used"], m["failed"], m["realized"]
     stored = simple & (realized > 0)  # no removal occurs on a simple key-value line
-    file_idx = lines.column("file_idx").to_numpy()
-    counters = {
-        "records_received": int(stored.sum()),
-        "records_processed": int(stored.sum()),
-        "stored_records": int(stored.sum()),
-        "total_signals": int(items[stored].sum()),
-        "total_unused_signals": int((items - used)[stored].sum()),
-        "total_realized_traits": int(realized[stored].sum()),
-        "total_traits_failed_validation": int(failed[stored].sum()),
-        "total_users_with_failed_validation": int((failed[stored] > 0).sum()),
-    }
-    per_part = np.bincount(file_idx[stored]) if stored.any() else np.zeros(0, np.int64)
+    counters, stored_lines = stored_counters(stored, lines.column("file_idx").to_numpy(), items, used, failed, realized)
     ids = pa.Array.from_buffers(pa.string(), len(m["id_offsets"]) - 1,
                                 [None, pa.py_buffer(m["id_offsets"].astype(np.int32)), pa.py_buffer(m["ids"])])
     n_prof = len(m["simple_prof"])
@@ -192,14 +180,8 @@ def merge_chunk(lines: pa.Table, rules, kind: int, ns: int, cap: int, count_devi
         [pa.array(np.full(n_prof, ns, dtype=np.int32)), ids.slice(0, n_prof), lists], schema=ADD_LIST_SCHEMA
     ).filter(pa.array(keep))
     empty = np.flatnonzero(simple & ~stored)
-    no_trait = pa.Table.from_arrays([
-        pa.array(file_idx[empty]), pa.array(lines.column("line_no").to_numpy()[empty]),
-        pa.array(np.full(len(empty), "no_trait", dtype=object), pa.string()),
-        pa.array(np.full(len(empty), ns, dtype=np.int32)), ids.take(pa.array(m["line_prof"][empty])),
-        pa.array(items[empty]), pa.array((items - used)[empty]), pa.array(np.zeros(len(empty), np.int64)),
-        pa.array(failed[empty].astype(np.int64)),
-    ], schema=NO_TRAIT_SCHEMA)
+    no_trait = no_trait_rows(lines, empty, ns, ids.take(pa.array(m["line_prof"][empty])), items, used, failed)
     return ChunkMerge(
         simple=simple, add_lists=add_lists, adds=KEY_SCHEMA.empty_table(), removes=REMOVE_SCHEMA.empty_table(),
         first_removes=KEY_SCHEMA.empty_table(), removed_after_add=0, no_trait=no_trait, counters=counters,
-        stored_lines=Counter({idx: int(n) for idx, n in enumerate(per_part) if n}), devices=m["devices"])
+        stored_lines=stored_lines, devices=m["devices"])

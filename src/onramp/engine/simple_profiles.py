@@ -86,6 +86,29 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
     items, used, failed, realized = m["items"].astype(np.int64), m["used"], m["failed"], m["realized"]
     stores = (realized + m["removals"]) > 0  # §3.7: a line that changes its profile is Stored
     stored = simple & stores
+    counters, stored_lines = stored_counters(stored, file_idx, items, used, failed, realized)
+    pids = _id_array(m["ids"])
+    add_lists = pa.Table.from_arrays(
+        [pa.array(np.full(len(pids), PLATFORM_NS, dtype=np.int32)), pids, pa.ListArray.from_arrays(pa.array(m["offsets"].astype(np.int32)), pa.array(m["sids"]))],
+        schema=ADD_LIST_SCHEMA,
+    )
+    empty = np.flatnonzero(simple & ~stores)
+    no_trait = no_trait_rows(lines, empty, PLATFORM_NS, _id_array(_id_bytes(data, offsets[:-1], empty)), items, used, failed)
+    op_pids, op_sids, last = _id_array(m["op_ids"]), pa.array(m["op_sids"]), m["op_last"]
+    return ChunkMerge(
+        simple=simple, add_lists=add_lists,
+        adds=_keys(op_pids, op_sids, last == OP_ADD),
+        removes=_keys(op_pids, op_sids, m["op_removal"]).append_column(
+            "op", pa.array(np.where(last[m["op_removal"]] == OP_ADD, "add", "remove").astype(object), pa.string())),
+        first_removes=_keys(op_pids, op_sids, m["op_first_removal"]),
+        removed_after_add=m["removed_after_add"], no_trait=no_trait, counters=counters, stored_lines=stored_lines,
+        devices=m["devices"])
+
+
+def stored_counters(stored: np.ndarray, file_idx: np.ndarray, items: np.ndarray, used: np.ndarray, failed: np.ndarray,
+                    realized: np.ndarray) -> tuple[dict[str, int], Counter]:
+    """The receipt counters of a native pass's ``stored`` lines (per-line arrays), and the
+    stored lines per part."""
     counters = {
         "records_received": int(stored.sum()),
         "records_processed": int(stored.sum()),
@@ -97,29 +120,19 @@ def merge_chunk(lines: pa.Table, status: np.ndarray, lo: int, cap: int) -> Chunk
         "total_users_with_failed_validation": int((failed[stored] > 0).sum()),
     }
     per_part = np.bincount(file_idx[stored]) if stored.any() else np.zeros(0, np.int64)
-    stored_lines = Counter({idx: int(n) for idx, n in enumerate(per_part) if n})
-    pids = _id_array(m["ids"])
-    add_lists = pa.Table.from_arrays(
-        [pa.array(np.full(len(pids), PLATFORM_NS, dtype=np.int32)), pids, pa.ListArray.from_arrays(pa.array(m["offsets"].astype(np.int32)), pa.array(m["sids"]))],
-        schema=ADD_LIST_SCHEMA,
-    )
-    empty = np.flatnonzero(simple & ~stores)
-    no_trait = pa.Table.from_arrays([
-        pa.array(file_idx[empty]), pa.array(lines.column("line_no").to_numpy()[empty]),
+    return counters, Counter({idx: int(n) for idx, n in enumerate(per_part) if n})
+
+
+def no_trait_rows(lines: pa.Table, empty: np.ndarray, ns: int, pids: pa.Array, items: np.ndarray, used: np.ndarray,
+                  failed: np.ndarray) -> pa.Table:
+    """``NO_TRAIT_SCHEMA`` rows of the lines ``empty`` (their user IDs ``pids``), which store nothing."""
+    return pa.Table.from_arrays([
+        pa.array(lines.column("file_idx").to_numpy()[empty]), pa.array(lines.column("line_no").to_numpy()[empty]),
         pa.array(np.full(len(empty), "no_trait", dtype=object), pa.string()),
-        pa.array(np.full(len(empty), PLATFORM_NS, dtype=np.int32)), _id_array(_id_bytes(data, offsets[:-1], empty)),
+        pa.array(np.full(len(empty), ns, dtype=np.int32)), pids,
         pa.array(items[empty]), pa.array((items - used)[empty]), pa.array(np.zeros(len(empty), np.int64)),
         pa.array(failed[empty].astype(np.int64)),
     ], schema=NO_TRAIT_SCHEMA)
-    op_pids, op_sids, last = _id_array(m["op_ids"]), pa.array(m["op_sids"]), m["op_last"]
-    return ChunkMerge(
-        simple=simple, add_lists=add_lists,
-        adds=_keys(op_pids, op_sids, last == OP_ADD),
-        removes=_keys(op_pids, op_sids, m["op_removal"]).append_column(
-            "op", pa.array(np.where(last[m["op_removal"]] == OP_ADD, "add", "remove").astype(object), pa.string())),
-        first_removes=_keys(op_pids, op_sids, m["op_first_removal"]),
-        removed_after_add=m["removed_after_add"], no_trait=no_trait, counters=counters, stored_lines=stored_lines,
-        devices=m["devices"])
 
 
 def _keys(pids: pa.Array, sids: pa.Array, mask: np.ndarray) -> pa.Table:

@@ -124,6 +124,7 @@ class _Job:
         self.job_id = uuid.uuid4().hex
         self.start = clock()
         self.rulebooks: dict[int, Rulebook] = {}
+        self._kv_rules: dict[str, object] = {}  # a rulebook's key -> its native form (or None), compiled once per job
         self.scratch = Path(settings.data_dir) / "tmp"
         # This job's scratch files (engine/scratch.py): spooled lines and staged changes of
         # the data file being processed, and the job's reject rows and stored devices.
@@ -493,7 +494,9 @@ class _Job:
             return None
         cap = plan.max_lines_per_user
         if book.eq_atoms or book.complex_rules:
-            rules = kv_profiles.compile_rules(book, *lut)
+            if book.key not in self._kv_rules:
+                self._kv_rules[book.key] = kv_profiles.compile_rules(book, *lut)
+            rules = self._kv_rules[book.key]
             if rules is None:
                 return None
             uuids = plan.id_kind == ID_PLATFORM_UUID
